@@ -1,0 +1,56 @@
+"""Rungs 1-2: a Docker Engine API client over a raw socket. It knows nothing of Fabric.
+
+``Engine`` is the transport (session, negotiation, timeouts); the call modules hold one
+function per engine call: ``containers``, ``images``, ``system``; ``streams`` reads
+streaming bodies and ``archive`` writes tar packages.
+"""
+
+from ccdaemon.engine import archive, containers, images, streams, system
+from ccdaemon.engine.errors import (
+    APIVersionError,
+    ArchiveError,
+    BuildFailed,
+    Conflict,
+    ContainerAlreadyExists,
+    ContainerAlreadyRunning,
+    ContainerNotRunning,
+    EngineError,
+    EngineUnavailable,
+    ImageInUse,
+    InvalidParameter,
+    NoSuchContainer,
+    NoSuchImage,
+    NotFound,
+    NotModified,
+    StreamBroken,
+)
+from ccdaemon.engine.transport import APIVersion, Engine, EngineTimeouts, EngineVersion, TLSFiles
+
+__all__ = [
+    "APIVersion",
+    "APIVersionError",
+    "ArchiveError",
+    "BuildFailed",
+    "Conflict",
+    "ContainerAlreadyExists",
+    "ContainerAlreadyRunning",
+    "ContainerNotRunning",
+    "Engine",
+    "EngineError",
+    "EngineTimeouts",
+    "EngineUnavailable",
+    "EngineVersion",
+    "ImageInUse",
+    "InvalidParameter",
+    "NoSuchContainer",
+    "NoSuchImage",
+    "NotFound",
+    "NotModified",
+    "StreamBroken",
+    "TLSFiles",
+    "archive",
+    "containers",
+    "images",
+    "streams",
+    "system",
+]

@@ -1,0 +1,1 @@
+"""ccdaemon's tests, against real engines."""

@@ -1,0 +1,154 @@
+"""Fixtures: real engines started by scripts/engines, clients per test, cleanup of what tests make.
+
+Tests that take ``engine_name`` run on the default engine (``CCDAEMON_TEST_ENGINE``,
+docker-20.10 unless set); tests marked ``all_engines`` run on every engine of the bed
+(``CCDAEMON_TEST_ENGINES``, all four unless set), and tests marked ``engines(...)`` on
+those of the bed that they name. The engines are started once per session,
+in parallel, by ``scripts/engines up``, which is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiodocker
+import pytest
+
+from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_ENGINES = os.environ.get(
+    "CCDAEMON_TEST_ENGINES", "docker-20.10 docker-26.1 docker-28.5 podman-4.3"
+).split()
+DEFAULT_ENGINE = os.environ.get("CCDAEMON_TEST_ENGINE", "docker-20.10")
+BASE_IMAGE = "localhost/ccdaemon/busybox:latest"
+TEST_LABEL = "ccdaemon.test"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``engine_name`` over the whole bed for ``all_engines`` tests."""
+    if "engine_name" not in metafunc.fixturenames:
+        return
+    only = metafunc.definition.get_closest_marker("engines")
+    if only is not None:
+        names = [name for name in ALL_ENGINES if name in only.args]
+    elif metafunc.definition.get_closest_marker("all_engines") is not None:
+        names = ALL_ENGINES
+    else:
+        names = [DEFAULT_ENGINE]
+    metafunc.parametrize("engine_name", names)
+
+
+@pytest.fixture(scope="session")
+def engine_sockets(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Start every engine the collected tests need (once) and map its name to its socket."""
+    wanted = sorted(
+        {
+            name
+            for item in request.session.items
+            if isinstance(item, pytest.Function) and isinstance(name := _engine_param(item), str)
+        }
+    )
+    if not wanted:
+        return {}
+    given = os.environ.get("CCDAEMON_TEST_SOCKETS")  # "name=/path ...": engines already running
+    if given:
+        return dict(pair.split("=", 1) for pair in given.split())
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "engines"), "up", *wanted],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sockets = dict(line.split(maxsplit=1) for line in result.stdout.splitlines() if line.strip())
+    missing = set(wanted) - sockets.keys()
+    assert not missing, f"scripts/engines up did not report {missing}"
+    return sockets
+
+
+def _engine_param(item: pytest.Function) -> object:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("engine_name") if callspec is not None else None
+
+
+@pytest.fixture
+def engine_socket(engine_sockets: dict[str, str], engine_name: str) -> str:
+    """The Unix socket of the engine this test runs on."""
+    return engine_sockets[engine_name]
+
+
+@pytest.fixture
+async def engine(engine_socket: str) -> AsyncIterator[Engine]:
+    """The client under test, connected to the engine under test."""
+    async with Engine(f"unix://{engine_socket}") as client:
+        yield client
+
+
+@pytest.fixture
+async def docker(engine_socket: str) -> AsyncIterator[aiodocker.Docker]:
+    """An independent client (aiodocker) to check what the engine really holds."""
+    client = aiodocker.Docker(url=f"unix://{engine_socket}")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+class Made:
+    """Names of containers and images a test makes; all are removed when the test ends."""
+
+    def __init__(self) -> None:
+        self.containers: list[str] = []
+        self.images: list[str] = []
+        self.prefix = f"ccdt-{secrets.token_hex(3)}"
+
+    def container(self, suffix: str = "c") -> str:
+        """A fresh container name, removed at teardown."""
+        name = f"{self.prefix}-{suffix}-{len(self.containers)}"
+        self.containers.append(name)
+        return name
+
+    def image(self, suffix: str = "i") -> str:
+        """A fresh image name (no tag), removed at teardown."""
+        name = f"localhost/{self.prefix}-{suffix}-{len(self.images)}"
+        self.images.append(name)
+        return name
+
+
+@pytest.fixture
+async def made(engine: Engine) -> AsyncIterator[Made]:
+    """Track what a test makes, and remove it afterwards whatever the test's outcome."""
+    tracked = Made()
+    try:
+        yield tracked
+    finally:
+        for name in tracked.containers:
+            with contextlib.suppress(NoSuchContainer):
+                await containers.remove(engine, name, force=True)
+        for name in tracked.images:
+            with contextlib.suppress(NoSuchImage):
+                await images.remove(engine, name, force=True)
+
+
+def sleeper(seconds: int = 300, **extra: object) -> dict[str, object]:
+    """A create body for a base-image container that sleeps, with no network."""
+    return {
+        "Image": BASE_IMAGE,
+        "Cmd": ["/bin/sleep", str(seconds)],
+        "Labels": {TEST_LABEL: "1"},
+        "HostConfig": {"NetworkMode": "none"},
+        **extra,
+    }
+
+
+def shell(script: str, **extra: object) -> dict[str, object]:
+    """A create body for a base-image container that runs a shell script, with no network."""
+    return sleeper(0, Cmd=["/bin/sh", "-c", script], **extra)

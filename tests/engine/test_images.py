@@ -1,0 +1,80 @@
+"""Image build (progress, errors inside a 200 stream), inspect and remove, on every engine."""
+
+from __future__ import annotations
+
+import aiodocker
+import pytest
+
+from ccdaemon.engine import BuildFailed, Engine, InvalidParameter, NoSuchImage, archive, images
+from tests.conftest import BASE_IMAGE, TEST_LABEL, Made
+
+pytestmark = pytest.mark.all_engines
+
+
+def context(dockerfile: str, **files: bytes) -> bytes:
+    return archive.tar({"Dockerfile": dockerfile.encode(), **files})
+
+
+async def test_build_makes_tagged_image_and_streams_progress(
+    engine: Engine, docker: aiodocker.Docker, made: Made
+) -> None:
+    """A build streams its output line by line and returns the id of the tagged image."""
+    tag = made.image()
+    progress: list[str] = []
+    dockerfile = f"FROM {BASE_IMAGE}\nADD payload.txt /payload.txt\nRUN echo built-marker\n"
+    image_id = await images.build(
+        engine,
+        context(dockerfile, **{"payload.txt": b"hello\n"}),
+        tag,
+        labels={TEST_LABEL: "1", "ccdt.tag": tag},
+        network_mode="none",
+        on_progress=progress.append,
+    )
+    seen = await docker.images.inspect(tag)
+    assert seen["Id"] == image_id
+    assert seen["Config"]["Labels"]["ccdt.tag"] == tag
+    assert any("built-marker" in line for line in progress)
+
+
+async def test_build_error_inside_stream_raises_build_failed_with_log(
+    engine: Engine, docker: aiodocker.Docker, made: Made
+) -> None:
+    """A failing RUN step raises BuildFailed carrying the step's output; no image, no container."""
+    tag = made.image()
+    before = {c["Id"] for c in await docker.containers.list(all=True)}
+    dockerfile = f"FROM {BASE_IMAGE}\nRUN echo 'main.go:3: syntax error' && exit 3\n"
+    with pytest.raises(BuildFailed) as caught:
+        await images.build(engine, context(dockerfile), tag, network_mode="none")
+    assert "main.go:3: syntax error" in caught.value.log
+    assert tag in caught.value.message
+    with pytest.raises(NoSuchImage):
+        await images.inspect(engine, tag)
+    after = {c["Id"] for c in await docker.containers.list(all=True)}
+    assert after <= before
+
+
+async def test_build_with_invalid_tag_raises_invalid_parameter(engine: Engine) -> None:
+    """A tag that breaks the engine's reference rules is refused with the engine's message."""
+    with pytest.raises(InvalidParameter) as caught:
+        await images.build(engine, context(f"FROM {BASE_IMAGE}\n"), "Upper/Case:tag")
+    assert caught.value.message
+
+
+async def test_inspect_and_remove_of_missing_image_raise_no_such_image(
+    engine: Engine, made: Made
+) -> None:
+    """Inspect and remove of an image that does not exist raise NoSuchImage."""
+    missing = made.image()
+    with pytest.raises(NoSuchImage):
+        await images.inspect(engine, missing)
+    with pytest.raises(NoSuchImage):
+        await images.remove(engine, missing)
+
+
+async def test_remove_deletes_image(engine: Engine, docker: aiodocker.Docker, made: Made) -> None:
+    """Removing a built image makes it disappear from the engine."""
+    tag = made.image()
+    await images.build(engine, context(f"FROM {BASE_IMAGE}\nLABEL x=y\n"), tag)
+    await images.remove(engine, tag)
+    with pytest.raises(aiodocker.DockerError):
+        await docker.images.inspect(tag)
