@@ -4,6 +4,10 @@ Error mapping follows go-dockerclient, which Fabric uses: create's 404 "No such 
 ``NoSuchImage`` and its 409 ``ContainerAlreadyExists``; start's 304 is
 ``ContainerAlreadyRunning``; stop's 304 and kill's 409 are ``ContainerNotRunning``; any
 container call's 404 is ``NoSuchContainer``.
+
+Podman's compatible API answers some of these with 500 and a telling message instead
+(a taken name, killing a stopped container); those are mapped too, by that message.
+Podman's stop of a container that is not running succeeds (204) rather than answering 304.
 """
 
 from __future__ import annotations
@@ -44,6 +48,29 @@ def _create_not_found(status: int, message: str) -> EngineError:
     return NotFound(status, message)
 
 
+def _create_conflict(status: int, message: str) -> EngineError:
+    # Docker: 409. Podman 4: 500 "... that name is already in use".
+    if status == 409 or "already in use" in message:  # noqa: PLR2004
+        return ContainerAlreadyExists(status, message)
+    return EngineError(status, message)
+
+
+def _kill_refused(status: int, message: str) -> EngineError:
+    # Docker: 409 "is not running". Podman 4: 500 "... container state improper".
+    if status == 409 or "container state improper" in message:  # noqa: PLR2004
+        return ContainerNotRunning(status, message)
+    return EngineError(status, message)
+
+
+def _no_such(name: str) -> Any:
+    """A 404 factory whose message names the container (Podman's may not)."""
+
+    def factory(status: int, message: str) -> EngineError:
+        return NoSuchContainer(status, message if name in message else f"{message}: {name}")
+
+    return factory
+
+
 def _archive_not_found(status: int, message: str) -> EngineError:
     # The archive endpoints answer 404 for a missing path inside an existing container too.
     if "no such container" in message.lower():
@@ -78,7 +105,7 @@ async def create(engine: Engine, name: str, config: Mapping[str, Any]) -> str:
         "/containers/create",
         params={"name": name},
         json=config,
-        errors={404: _create_not_found, 409: ContainerAlreadyExists},
+        errors={404: _create_not_found, 409: _create_conflict, 500: _create_conflict},
     )
     return str(result["Id"])
 
@@ -108,7 +135,7 @@ async def start(engine: Engine, name: str, *, host_config: Mapping[str, Any] | N
         content_type="application/json" if body is not None else None,
         errors={
             304: _message(ContainerAlreadyRunning, f"container already running: {name}"),
-            404: NoSuchContainer,
+            404: _no_such(name),
         },
     ) as resp:
         await resp.read()
@@ -130,7 +157,7 @@ async def stop(engine: Engine, name: str, *, grace: int = 10) -> None:
         extra_time=grace,
         errors={
             304: _message(ContainerNotRunning, f"container not running: {name}"),
-            404: NoSuchContainer,
+            404: _no_such(name),
         },
     )
 
@@ -146,7 +173,7 @@ async def kill(engine: Engine, name: str, *, signal: str | None = None) -> None:
         "POST",
         f"/containers/{segment(name)}/kill",
         params={"signal": signal} if signal else None,
-        errors={409: ContainerNotRunning, 404: NoSuchContainer},
+        errors={409: _kill_refused, 500: _kill_refused, 404: _no_such(name)},
     )
 
 
@@ -159,7 +186,7 @@ async def remove(engine: Engine, name: str, *, force: bool = False, volumes: boo
     """
     params = {"force": "1" if force else "0", "v": "1" if volumes else "0"}
     await engine.call(
-        "DELETE", f"/containers/{segment(name)}", params=params, errors={404: NoSuchContainer}
+        "DELETE", f"/containers/{segment(name)}", params=params, errors={404: _no_such(name)}
     )
 
 
@@ -171,7 +198,7 @@ async def wait(engine: Engine, name: str) -> int:
         StreamBroken: the connection broke while waiting.
     """
     async with engine.request(
-        "POST", f"/containers/{segment(name)}/wait", kind="stream", errors={404: NoSuchContainer}
+        "POST", f"/containers/{segment(name)}/wait", kind="stream", errors={404: _no_such(name)}
     ) as resp:
         result = await resp.json()
     return int(result["StatusCode"])
@@ -184,7 +211,7 @@ async def inspect(engine: Engine, name: str) -> dict[str, Any]:
         NoSuchContainer: no such container.
     """
     result: dict[str, Any] = await engine.call(
-        "GET", f"/containers/{segment(name)}/json", errors={404: NoSuchContainer}
+        "GET", f"/containers/{segment(name)}/json", errors={404: _no_such(name)}
     )
     return result
 
@@ -269,7 +296,7 @@ async def attach(
         f"/containers/{segment(name)}/attach",
         params=params,
         kind="stream",
-        errors={404: NoSuchContainer},
+        errors={404: _no_such(name)},
     ) as resp:
         yield streams.raw(resp) if tty else streams.demux(resp)
 
@@ -309,7 +336,7 @@ async def logs(  # noqa: PLR0913 -- the engine's own options
         f"/containers/{segment(name)}/logs",
         params=params,
         kind="stream",
-        errors={404: NoSuchContainer},
+        errors={404: _no_such(name)},
     ) as resp:
         yield streams.raw(resp) if tty else streams.demux(resp)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,6 +25,34 @@ if TYPE_CHECKING:
 
 #: How much of a build's output a BuildFailed keeps.
 BUILD_LOG_LINES = 200
+
+# Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+)
+_NAME_MAX = 255
+
+
+def check_reference(reference: str) -> None:
+    """Check an image reference against Docker's grammar, as every engine applies it.
+
+    Checked here because engines answer a bad tag inconsistently (Docker 20.10 with 500,
+    Podman with 500 and no message) and only after the whole build context was sent.
+
+    Raises:
+        InvalidParameter: ``reference`` breaks the grammar; the message says how.
+    """
+    name = reference.rsplit(":", 1)[0] if "/" not in reference.rsplit(":", 1)[-1] else reference
+    if not _REFERENCE.fullmatch(reference) or len(name) > _NAME_MAX:
+        raise InvalidParameter(
+            400,
+            f"invalid reference format: {reference!r} must be [host[:port]/]path[:tag] with a "
+            f"lowercase path of letters, digits and single separators, at most {_NAME_MAX} "
+            "characters",
+        )
 
 
 def _build_refused(status: int, message: str) -> EngineError:
@@ -91,9 +120,11 @@ async def build(  # noqa: PLR0913 -- the engine's own build options
         BuildFailed: the stream reported an error (the engine answers 200 and says so
             inside the stream), or the build ended without the tag existing. Its ``log``
             holds the last ``BUILD_LOG_LINES`` lines of output.
-        InvalidParameter: the engine refused the tag or an option.
+        InvalidParameter: the tag breaks the reference grammar (checked before sending),
+            or the engine refused an option.
         StreamBroken: the connection broke during the build.
     """
+    check_reference(tag)
     params = {"t": tag, "rm": "1", "forcerm": "1"}
     if labels:
         params["labels"] = orjson.dumps(labels).decode()

@@ -1,29 +1,28 @@
-"""The transport to one engine: one aiohttp session, API-version negotiation, timeouts.
+"""The transport to one engine: its connection pool, API-version negotiation, timeouts.
 
-aiohttp lives in this module and nowhere else. Every aiohttp or socket error is turned
-into ``EngineUnavailable`` or ``StreamBroken`` here, and every error status into the
-``EngineError`` subclass that the calling function names for it, so no caller ever sees
-an aiohttp type.
+Every socket or protocol error is turned into ``EngineUnavailable`` or ``StreamBroken``
+here, and every error status into the ``EngineError`` subclass that the calling function
+names for it, so callers never see ``OSError`` or the HTTP layer's own types.
 
-One session serves every call. Its connector has no connection limit on purpose: a pool
-limit would let long-lived streams (logs, attach, events, wait) starve control calls.
-Bounding the work sent to the engine is the launch queue's job, not the pool's.
+One pool serves every call, with no limit on connections in use: a limit would let
+long-lived streams (logs, attach, events, wait) starve control calls. Bounding the work
+sent to the engine is the launch queue's job, not the pool's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
 import anyio
 import orjson
-from yarl import URL
 
+from ccdaemon.engine import http
 from ccdaemon.engine.errors import (
     APIVersionError,
     Conflict,
@@ -116,28 +115,32 @@ class EngineVersion:
 class Response:
     """An engine response whose body is read through methods that map transport errors."""
 
-    __slots__ = ("_resp", "_what")
+    __slots__ = ("_body", "_what")
 
-    def __init__(self, resp: aiohttp.ClientResponse, what: str) -> None:
-        self._resp = resp
+    def __init__(self, body: http.Body, what: str) -> None:
+        self._body = body
         self._what = what
 
     @property
     def status(self) -> int:
         """The HTTP status."""
-        return self._resp.status
+        return self._body.status
 
     @property
     def headers(self) -> Mapping[str, str]:
-        """The response headers (case-insensitive)."""
-        return self._resp.headers
+        """The response headers, keys in lower case."""
+        return self._body.headers
 
     async def read(self) -> bytes:
-        """Read the whole body."""
+        """Read the whole body.
+
+        Raises:
+            StreamBroken: the body was cut or the connection broke.
+        """
         try:
-            return await self._resp.read()
-        except (aiohttp.ClientError, OSError) as exc:
-            raise StreamBroken(f"{self._what}: connection broke while reading: {exc}") from exc
+            return await self._body.read()
+        except http.BodyCut as exc:
+            raise StreamBroken(f"{self._what}: {exc}") from exc
 
     async def json(self) -> Any:
         """Read the whole body as JSON; an empty body gives None."""
@@ -152,27 +155,29 @@ class Response:
                 connection broke.
         """
         try:
-            return await self._resp.content.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                return None
-            raise StreamBroken(
-                f"{self._what}: stream cut after {len(exc.partial)} of {n} bytes"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise StreamBroken(f"{self._what}: connection broke mid-stream: {exc}") from exc
+            return await self._body.read_exactly(n)
+        except http.BodyCut as exc:
+            raise StreamBroken(f"{self._what}: {exc}") from exc
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives."""
+        """Yield the body as it arrives.
+
+        Raises:
+            StreamBroken: the body was cut or the connection broke.
+        """
         try:
-            async for chunk in self._resp.content.iter_any():
+            async for chunk in self._body.chunks():
                 yield chunk
-        except (aiohttp.ClientError, OSError) as exc:
-            raise StreamBroken(f"{self._what}: connection broke mid-stream: {exc}") from exc
+        except http.BodyCut as exc:
+            raise StreamBroken(f"{self._what}: {exc}") from exc
+
+
+#: Requests that may be sent again when a kept-alive connection turns out to be dead.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 
 
 class Engine:
-    """A client session to one container engine (Docker Engine API, or Podman's).
+    """A client to one container engine (Docker Engine API, or Podman's).
 
     Use it as an async context manager, or call ``close()``. The API version is negotiated
     once, on the first versioned call, and again after the engine was unreachable (it may
@@ -197,19 +202,7 @@ class Engine:
         self.endpoint = endpoint
         self.timeouts = timeouts or EngineTimeouts()
         self._pinned = APIVersion.parse(api_version) if api_version else None
-        self._base, connector = _connect(endpoint, tls)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-        self._control_timeout = aiohttp.ClientTimeout(
-            total=self.timeouts.control, sock_connect=self.timeouts.connect
-        )
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_read=None, sock_connect=self.timeouts.connect
-        )
+        self._host, self._pool = _connect(endpoint, tls)
         self._version: EngineVersion | None = None
         self._prefix = ""
         self._negotiating = anyio.Lock()
@@ -221,8 +214,8 @@ class Engine:
         await self.close()
 
     async def close(self) -> None:
-        """Close every connection to the engine."""
-        await self._session.close()
+        """Close the idle connections; streams still open close when their callers leave them."""
+        self._pool.close()
 
     async def version(self) -> EngineVersion:
         """Return the engine's version, negotiating the API version on first use.
@@ -286,15 +279,18 @@ class Engine:
     ) -> AsyncIterator[Response]:
         """Send one request and yield its response once the status is a success.
 
+        Leaving the block before the body was read to its end closes the connection
+        instead of returning it to the pool, so a cancelled call never poisons the pool.
+
         Args:
             method: the HTTP method.
             path: the path below the version prefix, its segments already quoted
                 (see ``segment``).
             params: query parameters.
-            body: the request body.
+            body: the request body; an async iterable is sent chunked.
             content_type: the body's Content-Type.
-            kind: ``control`` calls get the control timeout overall; ``stream`` calls keep
-                only the connect timeout.
+            kind: ``control`` calls get the control timeout overall, the block included;
+                ``stream`` calls keep only the connect timeout.
             extra_time: seconds added to a control call's timeout (a stop's grace period).
             versioned: prefix the negotiated API version (everything but /version, /_ping).
             errors: the error to raise for each status this call knows the meaning of.
@@ -306,47 +302,78 @@ class Engine:
         """
         if versioned and self._version is None:
             await self.version()
-        url = self._base + (self._prefix if versioned else "") + path
+        target = (self._prefix if versioned else "") + path
         if params:
-            url += "?" + urlencode(params)
+            target += "?" + urlencode(params)
         what = f"{method} {path}"
         headers = {"Content-Type": content_type} if content_type else None
-        if kind == "stream":
-            timeout = self._stream_timeout
-        elif extra_time:
-            timeout = aiohttp.ClientTimeout(
-                total=self.timeouts.control + extra_time, sock_connect=self.timeouts.connect
-            )
-        else:
-            timeout = self._control_timeout
+        limit = self.timeouts.control + extra_time
         try:
-            resp = await self._session.request(
-                method, URL(url, encoded=True), data=body, headers=headers, timeout=timeout
-            )
-            if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
+            async with asyncio.timeout(limit if kind == "control" else None):
+                conn, resp = await self._exchange(method, target, headers, body, what)
+                reusable = False
                 try:
-                    raise await _error(resp, what, errors)
+                    if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
+                        error = await _error(resp, what, errors)
+                        reusable = resp.done and resp.keep_alive
+                        raise error
+                    yield Response(resp, what)
+                    reusable = resp.done and resp.keep_alive
                 finally:
-                    resp.release()
-        except aiohttp.ClientConnectorError as exc:
-            self._forget_version()
-            raise EngineUnavailable(
-                f"cannot connect to the engine at {self.endpoint}: {exc}"
-            ) from exc
+                    if reusable:
+                        self._pool.release(conn)
+                    else:
+                        conn.close()
         except TimeoutError as exc:
             raise EngineUnavailable(
-                f"the engine at {self.endpoint} did not answer {what} within "
-                f"{self.timeouts.control + extra_time:g} s"
+                f"the engine at {self.endpoint} did not answer {what} within {limit:g} s"
             ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            self._forget_version()
-            raise EngineUnavailable(f"{what}: connection to {self.endpoint} broke: {exc}") from exc
-        # The caller's own errors pass through untouched; the body is released either way
-        # (an unread body closes its connection rather than poisoning the pool).
+
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        body: bytes | AsyncIterable[bytes] | None,
+        what: str,
+    ) -> tuple[http.Connection, http.Body]:
+        """Send the request and read the response head, on a pooled or a new connection."""
+        while True:
+            conn = await self._open()
+            try:
+                # The engine may answer and close before taking the whole body (a refused
+                # build); its answer says more than the broken pipe.
+                with contextlib.suppress(OSError):
+                    await http.send(
+                        conn, method, target, host=self._host, headers=headers, body=body
+                    )
+                return conn, await http.receive(conn)
+            except (asyncio.IncompleteReadError, OSError) as exc:
+                conn.close()
+                if conn.reused and method in _IDEMPOTENT:
+                    continue  # a kept-alive connection the engine had closed: try a fresh one
+                self._forget_version()
+                raise EngineUnavailable(
+                    f"{what}: the connection to {self.endpoint} broke: "
+                    f"{str(exc) or type(exc).__name__}"
+                ) from exc
+            except http.ProtocolError as exc:
+                conn.close()
+                raise EngineUnavailable(f"{what}: {self.endpoint} answered {exc}") from exc
+            except BaseException:
+                conn.close()
+                raise
+
+    async def _open(self) -> http.Connection:
         try:
-            yield Response(resp, what)
-        finally:
-            resp.release()
+            async with asyncio.timeout(self.timeouts.connect):
+                return await self._pool.acquire()
+        except (OSError, TimeoutError) as exc:
+            self._forget_version()
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise EngineUnavailable(
+                f"cannot connect to the engine at {self.endpoint}: {reason}"
+            ) from exc
 
     async def call(  # noqa: PLR0913 -- same options as request
         self,
@@ -379,20 +406,30 @@ class Engine:
 
 
 def segment(value: str) -> str:
-    """Quote one path segment: every reserved character, and the dot segments, escaped.
+    """Quote one path segment, every reserved character escaped.
 
-    A name such as ``../images`` must reach the engine as a name, never as a path step.
+    A name such as ``x?all=1`` or ``a/b`` must reach the engine as a name, never as a
+    query or a path step.
+
+    Raises:
+        InvalidParameter: ``value`` holds a ``.`` or ``..`` step: the engine's router
+            decodes the path before resolving those, whatever the escaping, so such a
+            name would reach another route.
     """
-    quoted = quote(value, safe="")
-    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
+    if {".", ".."} & set(value.split("/")):
+        raise InvalidParameter(400, f"{value!r} cannot name a container or an image")
+    return quote(value, safe="")
 
 
 async def _error(
-    resp: aiohttp.ClientResponse,
+    resp: http.Body,
     what: str,
     errors: Mapping[int, Callable[[int, str], EngineError]] | None,
 ) -> EngineError:
-    body = await resp.read()
+    try:
+        body = await resp.read()
+    except http.BodyCut:
+        body = b""
     message = ""
     if body:
         try:
@@ -403,24 +440,25 @@ async def _error(
             message = str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
     message = message or f"{what} answered {resp.status} {resp.reason or ''}".rstrip()
     factory = (errors or {}).get(resp.status) or _STATUS_ERRORS.get(resp.status, EngineError)
-    return factory(resp.status, message)
+    error = factory(resp.status, message)
+    if type(error) is EngineError and message.endswith(": invalid argument"):
+        return InvalidParameter(resp.status, message)  # Podman's 500 for a refused value
+    return error
 
 
-def _connect(endpoint: str, tls: TLSFiles | None) -> tuple[str, aiohttp.BaseConnector]:
-    """Return the base URL and the connector for an endpoint as Fabric's vm.endpoint reads."""
+def _connect(endpoint: str, tls: TLSFiles | None) -> tuple[str, http.Pool]:
+    """Return the Host header and the pool for an endpoint as Fabric's vm.endpoint reads."""
     if "://" not in endpoint:
         endpoint = ("unix://" if endpoint.startswith("/") else "tcp://") + endpoint
     parts = urlsplit(endpoint)
     if parts.scheme == "unix":
-        return "http://localhost", aiohttp.UnixConnector(path=parts.path, limit=0)
+        return "localhost", http.Pool(path=parts.path)
     if parts.scheme not in {"tcp", "http", "https"} or not parts.hostname:
         raise ValueError(f"engine endpoint {endpoint!r} is not unix://, tcp:// or https://")
-    secure = tls is not None or parts.scheme == "https"
-    context: ssl.SSLContext | bool = False
-    if secure:
+    context: ssl.SSLContext | None = None
+    if tls is not None or parts.scheme == "https":
         context = ssl.create_default_context(cafile=str(tls.ca) if tls and tls.ca else None)
         if tls is not None:
             context.load_cert_chain(tls.cert, tls.key)
-    default_port = 2376 if secure else 2375
-    base = f"{'https' if secure else 'http'}://{parts.hostname}:{parts.port or default_port}"
-    return base, aiohttp.TCPConnector(limit=0, ssl=context)
+    port = parts.port or (2376 if context else 2375)
+    return f"{parts.hostname}:{port}", http.Pool(host=parts.hostname, port=port, tls=context)

@@ -53,11 +53,21 @@ async def test_build_error_inside_stream_raises_build_failed_with_log(
     assert after <= before
 
 
-async def test_build_with_invalid_tag_raises_invalid_parameter(engine: Engine) -> None:
-    """A tag that breaks the engine's reference rules is refused with the engine's message."""
-    with pytest.raises(InvalidParameter) as caught:
-        await images.build(engine, context(f"FROM {BASE_IMAGE}\n"), "Upper/Case:tag")
-    assert caught.value.message
+@pytest.mark.parametrize("tag", ["Upper/Case:tag", "a--b_-c", "x/", "name:bad tag", "a" * 256])
+async def test_build_with_invalid_tag_raises_invalid_parameter(engine: Engine, tag: str) -> None:
+    """A tag that breaks the reference grammar is refused, naming it, before any context is sent."""
+    with pytest.raises(InvalidParameter, match="invalid reference format") as caught:
+        await images.build(engine, context(f"FROM {BASE_IMAGE}\n"), tag)
+    assert repr(tag) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["localhost/ccdaemon/busybox:latest", "dev-peer0.org1-mycc-1.0-3f2a", "host:5000/a/b:v1.2"],
+)
+def test_valid_references_pass_the_check(tag: str) -> None:
+    """References Fabric and registries use pass the client's grammar check."""
+    images.check_reference(tag)
 
 
 async def test_inspect_and_remove_of_missing_image_raise_no_such_image(

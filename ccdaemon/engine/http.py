@@ -1,0 +1,273 @@
+"""HTTP/1.1 for the engine's API: kept-alive connections over a Unix or TCP/TLS socket.
+
+The engine speaks a small, well-behaved subset of HTTP/1.1 (JSON and tar bodies, chunked
+streams, hijacked attach connections that end at EOF), so this is written by hand: a
+general HTTP client costs two to three times the CPU per call (scripts/bench/client.py
+shows it), and each of its upgrades has broken somebody's Unix-socket transport.
+
+A body is read through ``Body``, which tells a clean end from a cut one. A connection
+goes back to the pool only when its response was read to the end; anything else
+(cancellation, an error, a hijacked stream) closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import AsyncIterable, AsyncIterator, Mapping
+
+_CRLF = b"\r\n"
+_MAX_IDLE = 32
+_CHUNK = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not the HTTP this module reads."""
+
+
+class BodyCut(Exception):
+    """The body ended, or the connection broke, before the body's own end."""
+
+
+class Connection:
+    """One socket to the engine, reused while each response on it is read to its end."""
+
+    __slots__ = ("reader", "reused", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.reused = False
+
+    def usable(self) -> bool:
+        """False once the peer closed it while it sat idle (an engine restart does that)."""
+        return not (self.reader.at_eof() or self.writer.is_closing())
+
+    def close(self) -> None:
+        """Close the socket without waiting."""
+        self.writer.close()
+
+
+class Pool:
+    """Idle connections to one endpoint; opens a new one whenever none is idle.
+
+    There is no limit on connections in use: long-lived streams each hold one, and a
+    limit would let them starve control calls. Only idle connections are capped.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        host: str = "",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._path, self._host, self._port, self._tls = path, host, port, tls
+        self._idle: list[Connection] = []
+
+    async def acquire(self) -> Connection:
+        """Return an idle connection that is still open, or a new one.
+
+        Raises:
+            OSError: the socket could not be opened.
+        """
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable():
+                conn.reused = True
+                return conn
+            conn.close()
+        if self._path is not None:
+            reader, writer = await asyncio.open_unix_connection(self._path, limit=1 << 20)
+        else:
+            reader, writer = await asyncio.open_connection(
+                self._host, self._port, ssl=self._tls, limit=1 << 20
+            )
+        return Connection(reader, writer)
+
+    def release(self, conn: Connection) -> None:
+        """Keep ``conn`` for reuse (its last response was read to the end)."""
+        if len(self._idle) < _MAX_IDLE and conn.usable():
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+
+
+async def send(  # noqa: PLR0913 -- the parts of one request
+    conn: Connection,
+    method: str,
+    target: str,
+    *,
+    host: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | AsyncIterable[bytes] | None,
+) -> None:
+    """Write one request; an async-iterable body goes out with chunked transfer coding."""
+    head = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    if headers:
+        head.extend(f"{key}: {value}\r\n" for key, value in headers.items())
+    writer = conn.writer
+    if body is None or isinstance(body, bytes):
+        if body or method in {"POST", "PUT"}:
+            head.append(f"Content-Length: {len(body or b'')}\r\n")
+        writer.write("".join(head).encode() + _CRLF + (body or b""))
+    else:
+        head.append("Transfer-Encoding: chunked\r\n\r\n")
+        writer.write("".join(head).encode())
+        async for chunk in body:
+            if chunk:
+                writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                await writer.drain()
+        writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
+class Body:
+    """A response's status, headers and body, read from its connection.
+
+    ``done`` turns true once the body was read to its end, which lets the connection be
+    reused. Reading raises ``BodyCut`` when the body stops before its end.
+    """
+
+    __slots__ = ("_chunk_left", "_conn", "_left", "_mode", "done", "headers", "reason", "status")
+
+    def __init__(self, conn: Connection, status: int, reason: str, headers: dict[str, str]) -> None:
+        self._conn = conn
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.done = False
+        self._left = 0
+        self._chunk_left = 0
+        if status in {204, 304} or 100 <= status < 200:  # noqa: PLR2004 -- statuses without a body
+            self._mode = "none"
+            self.done = True
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            self._mode = "chunked"
+        elif "content-length" in headers:
+            self._mode = "length"
+            self._left = int(headers["content-length"])
+            self.done = self._left == 0
+        else:
+            self._mode = "eof"  # a hijacked attach stream, or Connection: close
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request once the body is read."""
+        return self._mode != "eof" and self.headers.get("connection", "").lower() != "close"
+
+    async def read_exactly(self, n: int) -> bytes | None:
+        """Read exactly ``n`` bytes of body; None when the body ended before the first one.
+
+        Raises:
+            BodyCut: the body ended after some but not all of the ``n`` bytes.
+        """
+        parts: list[bytes] = []
+        wanted = n
+        while wanted:
+            piece = await self._read_some(wanted)
+            if not piece:
+                if not parts:
+                    return None
+                got = n - wanted
+                raise BodyCut(f"stream cut after {got} of {n} bytes")
+            parts.append(piece)
+            wanted -= len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def read(self) -> bytes:
+        """Read the rest of the body."""
+        if self._mode == "length":
+            data = await self._exactly(self._left)
+            self._left = 0
+            self.done = True
+            return data
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the rest of the body as it arrives."""
+        while piece := await self._read_some(_CHUNK):
+            yield piece
+
+    async def _read_some(self, limit: int) -> bytes:
+        """Return up to ``limit`` bytes of body; ``b""`` only at the body's clean end."""
+        if self.done:
+            return b""
+        reader = self._conn.reader
+        try:
+            if self._mode == "length":
+                data = await reader.read(min(limit, self._left))
+                if not data:
+                    raise BodyCut(f"body cut with {self._left} bytes still to come")
+                self._left -= len(data)
+                self.done = self._left == 0
+                return data
+            if self._mode == "eof":
+                data = await reader.read(limit)
+                self.done = not data
+                return data
+            return await self._read_chunked(limit)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise BodyCut(f"malformed or cut chunked body: {exc}") from exc
+        except OSError as exc:
+            raise BodyCut(f"connection broke mid-body: {exc}") from exc
+
+    async def _read_chunked(self, limit: int) -> bytes:
+        reader = self._conn.reader
+        if not self._chunk_left:
+            size_line = await reader.readuntil(_CRLF)
+            self._chunk_left = int(size_line.split(b";", 1)[0], 16)
+            if not self._chunk_left:
+                while await reader.readuntil(_CRLF) != _CRLF:  # trailers, then the end
+                    pass
+                self.done = True
+                return b""
+        data = await reader.read(min(limit, self._chunk_left))
+        if not data:
+            raise BodyCut("chunked body cut inside a chunk")
+        self._chunk_left -= len(data)
+        if not self._chunk_left:
+            await reader.readexactly(2)
+        return data
+
+    async def _exactly(self, n: int) -> bytes:
+        try:
+            return await self._conn.reader.readexactly(n)
+        except asyncio.IncompleteReadError as exc:
+            raise BodyCut(f"body cut after {len(exc.partial)} of {n} bytes") from exc
+        except OSError as exc:
+            raise BodyCut(f"connection broke mid-body: {exc}") from exc
+
+
+async def receive(conn: Connection) -> Body:
+    """Read a response's status line and headers.
+
+    Raises:
+        asyncio.IncompleteReadError: the connection closed before a whole head arrived.
+        ProtocolError: the head is not HTTP/1.x.
+    """
+    try:
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError("response head larger than 1 MiB") from exc
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+    return Body(conn, int(code), reason, headers)
