@@ -128,7 +128,7 @@ async def start(engine: Engine, name: str, *, host_config: Mapping[str, Any] | N
         body = orjson.dumps(host_config)
     elif host_config is not None:
         raise ValueError(f"API {negotiated} takes HostConfig at create, not at start")
-    async with engine.request(
+    await engine.call(
         "POST",
         f"/containers/{segment(name)}/start",
         body=body,
@@ -137,8 +137,7 @@ async def start(engine: Engine, name: str, *, host_config: Mapping[str, Any] | N
             304: _message(ContainerAlreadyRunning, f"container already running: {name}"),
             404: _no_such(name),
         },
-    ) as resp:
-        await resp.read()
+    )
 
 
 async def stop(engine: Engine, name: str, *, grace: int = 10) -> None:
@@ -247,15 +246,14 @@ async def put_archive(
     params = {"path": path}
     if no_overwrite_dir_non_dir:
         params["noOverwriteDirNonDir"] = "1"
-    async with engine.request(
+    await engine.call(
         "PUT",
         f"/containers/{segment(name)}/archive",
         params=params,
         body=archive,
         content_type="application/x-tar",
         errors={404: _archive_not_found},
-    ) as resp:
-        await resp.read()
+    )
 
 
 async def get_archive(engine: Engine, name: str, path: str) -> bytes:

@@ -69,18 +69,22 @@ class Pool:
         self._path, self._host, self._port, self._tls = path, host, port, tls
         self._idle: list[Connection] = []
 
-    async def acquire(self) -> Connection:
-        """Return an idle connection that is still open, or a new one.
-
-        Raises:
-            OSError: the socket could not be opened.
-        """
+    def idle(self) -> Connection | None:
+        """Return an idle connection that is still open, if there is one."""
         while self._idle:
             conn = self._idle.pop()
             if conn.usable():
                 conn.reused = True
                 return conn
             conn.close()
+        return None
+
+    async def open(self) -> Connection:
+        """Open a new connection.
+
+        Raises:
+            OSError: the socket could not be opened.
+        """
         if self._path is not None:
             reader, writer = await asyncio.open_unix_connection(self._path, limit=1 << 20)
         else:
@@ -121,6 +125,8 @@ async def send(  # noqa: PLR0913 -- the parts of one request
         if body or method in {"POST", "PUT"}:
             head.append(f"Content-Length: {len(body or b'')}\r\n")
         writer.write("".join(head).encode() + _CRLF + (body or b""))
+        if len(body or b"") < _CHUNK:
+            return  # the socket takes it at once; only large bodies need flow control
     else:
         head.append("Transfer-Encoding: chunked\r\n\r\n")
         writer.write("".join(head).encode())

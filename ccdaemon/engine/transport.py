@@ -314,9 +314,12 @@ class Engine:
                 reusable = False
                 try:
                     if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
-                        error = await _error(resp, what, errors)
+                        try:
+                            data = await resp.read()
+                        except http.BodyCut:
+                            data = b""
                         reusable = resp.done and resp.keep_alive
-                        raise error
+                        raise _error(resp.status, resp.reason, data, what, errors)
                     yield Response(resp, what)
                     reusable = resp.done and resp.keep_alive
                 finally:
@@ -365,9 +368,12 @@ class Engine:
                 raise
 
     async def _open(self) -> http.Connection:
+        conn = self._pool.idle()
+        if conn is not None:
+            return conn
         try:
             async with asyncio.timeout(self.timeouts.connect):
-                return await self._pool.acquire()
+                return await self._pool.open()
         except (OSError, TimeoutError) as exc:
             self._forget_version()
             reason = exc.strerror or str(exc) or type(exc).__name__
@@ -382,21 +388,52 @@ class Engine:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
         extra_time: float = 0.0,
         errors: Mapping[int, Callable[[int, str], EngineError]] | None = None,
     ) -> Any:
-        """Make a control call with an optional JSON body and return its JSON answer (or None)."""
-        body = None if json is None else orjson.dumps(json)
-        async with self.request(
-            method,
-            path,
-            params=params,
-            body=body,
-            content_type="application/json" if body is not None else None,
-            extra_time=extra_time,
-            errors=errors,
-        ) as resp:
-            return await resp.json()
+        """Make a control call and return its JSON answer (None for an empty body).
+
+        ``json`` is sent as a JSON body; otherwise ``body`` with ``content_type``. The whole
+        call, reading the answer included, has the control timeout plus ``extra_time``.
+
+        Raises:
+            EngineError: the engine answered with an error status.
+            EngineUnavailable: the engine could not be reached or did not answer in time.
+        """
+        if json is not None:
+            body, content_type = orjson.dumps(json), "application/json"
+        if self._version is None:
+            await self.version()
+        target = self._prefix + path
+        if params:
+            target += "?" + urlencode(params)
+        what = f"{method} {path}"
+        limit = self.timeouts.control + extra_time
+        try:
+            async with asyncio.timeout(limit):
+                headers = {"Content-Type": content_type} if content_type else None
+                conn, resp = await self._exchange(method, target, headers, body, what)
+                try:
+                    data = await resp.read()
+                except http.BodyCut as exc:
+                    conn.close()
+                    raise StreamBroken(f"{what}: {exc}") from exc
+                except BaseException:
+                    conn.close()
+                    raise
+        except TimeoutError as exc:
+            raise EngineUnavailable(
+                f"the engine at {self.endpoint} did not answer {what} within {limit:g} s"
+            ) from exc
+        if resp.keep_alive:
+            self._pool.release(conn)
+        else:
+            conn.close()
+        if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
+            raise _error(resp.status, resp.reason, data, what, errors)
+        return orjson.loads(data) if data else None
 
     def _forget_version(self) -> None:
         """Negotiate again on the next call: an engine that went away may come back upgraded."""
@@ -421,15 +458,14 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
-async def _error(
-    resp: http.Body,
+def _error(
+    status: int,
+    reason: str,
+    body: bytes,
     what: str,
     errors: Mapping[int, Callable[[int, str], EngineError]] | None,
 ) -> EngineError:
-    try:
-        body = await resp.read()
-    except http.BodyCut:
-        body = b""
+    """The error for a status, carrying the engine's message (JSON ``message``, or the text)."""
     message = ""
     if body:
         try:
@@ -438,11 +474,11 @@ async def _error(
             message = body.decode(errors="replace").strip()
         else:
             message = str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
-    message = message or f"{what} answered {resp.status} {resp.reason or ''}".rstrip()
-    factory = (errors or {}).get(resp.status) or _STATUS_ERRORS.get(resp.status, EngineError)
-    error = factory(resp.status, message)
+    message = message or f"{what} answered {status} {reason}".rstrip()
+    factory = (errors or {}).get(status) or _STATUS_ERRORS.get(status, EngineError)
+    error = factory(status, message)
     if type(error) is EngineError and message.endswith(": invalid argument"):
-        return InvalidParameter(resp.status, message)  # Podman's 500 for a refused value
+        return InvalidParameter(status, message)  # Podman's 500 for a refused value
     return error
 
 

@@ -37,7 +37,7 @@ TLS_FILES = {
     "/etc/hyperledger/fabric/client.crt": b"c" * 1024,
     "/etc/hyperledger/fabric/peer.crt": b"p" * 1024,
 }
-CREATE_BODY = {
+CREATE_BODY: dict[str, Any] = {
     "Image": IMAGE,
     "Cmd": ["/bin/sleep", "600"],
     "Env": ["CORE_CHAINCODE_ID_NAME=bench:1", "CORE_PEER_TLS_ENABLED=true"],
