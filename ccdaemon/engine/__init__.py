@@ -24,9 +24,19 @@ from ccdaemon.engine.errors import (
     NotModified,
     StreamBroken,
 )
-from ccdaemon.engine.transport import APIVersion, Engine, EngineTimeouts, EngineVersion, TLSFiles
+from ccdaemon.engine.transport import (
+    CLIENT_MAX_API,
+    CLIENT_MIN_API,
+    APIVersion,
+    Engine,
+    EngineTimeouts,
+    EngineVersion,
+    TLSFiles,
+)
 
 __all__ = [
+    "CLIENT_MAX_API",
+    "CLIENT_MIN_API",
     "APIVersion",
     "APIVersionError",
     "ArchiveError",

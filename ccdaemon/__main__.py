@@ -1,0 +1,7 @@
+"""``python -m ccdaemon``: the command line."""
+
+import sys
+
+from ccdaemon.cli import main
+
+sys.exit(main())
