@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aiodocker
 import pytest
 
-from ccdaemon.engine import BuildFailed, Engine, InvalidParameter, NoSuchImage, archive, images
-from tests.conftest import BASE_IMAGE, TEST_LABEL, Made
+from ccdaemon.engine import (
+    BuildFailed,
+    Engine,
+    InvalidParameter,
+    NoSuchImage,
+    archive,
+    containers,
+    images,
+)
+from tests.conftest import BASE_IMAGE, TEST_LABEL, Made, shell
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 pytestmark = pytest.mark.all_engines
 
@@ -88,3 +101,36 @@ async def test_remove_deletes_image(engine: Engine, docker: aiodocker.Docker, ma
     await images.remove(engine, tag)
     with pytest.raises(aiodocker.DockerError):
         await docker.images.inspect(tag)
+
+
+async def test_short_fabric_style_name_builds_and_runs(
+    engine: Engine, docker: aiodocker.Docker, made: Made, engine_name: str
+) -> None:
+    """A name without registry or tag, as Fabric names images, builds and creates everywhere.
+
+    Docker stores it as given (tag latest). Podman's compatible API stores it fully
+    qualified as docker.io/library/<name>:latest and resolves the short name to that local
+    image on inspect and create, so the same name works unchanged on both.
+    """
+    short = made.image().removeprefix("localhost/")
+    made.images.append(short)
+    await images.build(engine, context(f"FROM {BASE_IMAGE}\nLABEL fabric=style\n"), short)
+    found = await images.inspect(engine, short)
+    stored = "docker.io/library/" + short if engine_name.startswith("podman") else short
+    assert f"{stored}:latest" in found["RepoTags"]
+    name = made.container()
+    await containers.create(engine, name, shell("true", Image=short))
+    assert (await docker.containers.get(name))["Image"] == found["Id"]
+
+
+async def test_build_streams_a_chunked_context(engine: Engine, made: Made) -> None:
+    """A context given as an async iterable is sent with chunked encoding and builds."""
+    data = context(f"FROM {BASE_IMAGE}\nADD big.bin /big.bin\n", **{"big.bin": b"x" * 300_000})
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), 65_536):
+            yield data[at : at + 65_536]
+
+    tag = made.image()
+    await images.build(engine, pieces(), tag)
+    assert (await images.inspect(engine, tag))["Size"] >= 300_000
