@@ -64,11 +64,17 @@ class EngineTimeouts:
 
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
-    """Client certificate, key and CA for an ``https://`` or ``tcp://`` engine endpoint."""
+    """TLS files for a ``tcp://`` or ``https://`` endpoint, as Fabric's ``vm.docker.tls``.
 
-    cert: Path
-    key: Path
+    Attributes:
+        ca: the CA that signed the engine's certificate (None: the system's trust store).
+        cert: the client certificate, for engines that demand one (``--tlsverify``).
+        key: the client certificate's key.
+    """
+
     ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -494,7 +500,7 @@ def _connect(endpoint: str, tls: TLSFiles | None) -> tuple[str, http.Pool]:
     context: ssl.SSLContext | None = None
     if tls is not None or parts.scheme == "https":
         context = ssl.create_default_context(cafile=str(tls.ca) if tls and tls.ca else None)
-        if tls is not None:
+        if tls is not None and tls.cert is not None:
             context.load_cert_chain(tls.cert, tls.key)
     port = parts.port or (2376 if context else 2375)
     return f"{parts.hostname}:{port}", http.Pool(host=parts.hostname, port=port, tls=context)

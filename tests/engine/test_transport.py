@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from ccdaemon.engine import (
     EngineUnavailable,
     InvalidParameter,
     NoSuchContainer,
+    TLSFiles,
     archive,
     containers,
     system,
@@ -149,3 +151,43 @@ async def test_open_streams_do_not_starve_control_calls(engine: Engine, made: Ma
     running = await containers.list_(engine, labels={"ccdaemon.test": "1"}, all_=False)
     names = {n.lstrip("/") for c in running for n in c["Names"]}
     assert {f"{made.prefix}-l{i}-{i + 1}" for i in range(20)} <= names
+
+
+def tls_endpoint(engine_socket: str) -> tuple[str, TLSFiles]:
+    """Docker 20.10's mutual-TLS TCP endpoint, as scripts/engines sets it up."""
+    tls = Path(engine_socket).parent / "tls"
+    port = os.environ.get("CCDAEMON_TLS_PORT", "23760")
+    return f"tcp://127.0.0.1:{port}", TLSFiles(tls / "ca.pem", tls / "cert.pem", tls / "key.pem")
+
+
+@pytest.mark.engines("docker-20.10")
+async def test_tcp_endpoint_with_client_certificate_launches(
+    engine_socket: str, docker: aiodocker.Docker, made: Made
+) -> None:
+    """tcp:// with vm.docker.tls-style files speaks mutual TLS and runs the launch calls."""
+    endpoint, files = tls_endpoint(engine_socket)
+    async with Engine(endpoint, tls=files) as remote:
+        assert (await remote.version()).kind == "docker"
+        name = made.container()
+        await containers.create(remote, name, sleeper())
+        await containers.put_archive(remote, name, "/", archive.targz({"/etc/f": b"x"}))
+        await containers.start(remote, name)
+    assert (await docker.containers.get(name))["State"]["Running"]
+
+
+@pytest.mark.engines("docker-20.10")
+async def test_tls_endpoint_refuses_client_without_certificate(engine_socket: str) -> None:
+    """An engine run with --tlsverify refuses a client that trusts it but has no certificate."""
+    endpoint, files = tls_endpoint(engine_socket)
+    async with Engine(endpoint, tls=TLSFiles(ca=files.ca)) as anonymous:
+        with pytest.raises(EngineUnavailable, match=r"127\.0\.0\.1"):
+            await system.ping(anonymous)
+
+
+@pytest.mark.engines("docker-20.10")
+async def test_tls_endpoint_with_unknown_ca_is_refused(engine_socket: str) -> None:
+    """A client that does not trust the engine's CA refuses the engine, naming the failure."""
+    endpoint, files = tls_endpoint(engine_socket)
+    async with Engine(endpoint, tls=TLSFiles(cert=files.cert, key=files.key)) as wary:
+        with pytest.raises(EngineUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await system.ping(wary)
