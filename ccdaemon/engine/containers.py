@@ -27,7 +27,7 @@ from ccdaemon.engine.errors import (
     NoSuchImage,
     NotFound,
 )
-from ccdaemon.engine.transport import APIVersion, segment
+from ccdaemon.engine.transport import APIVersion, ErrorMap, segment
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -62,15 +62,6 @@ def _kill_refused(status: int, message: str) -> EngineError:
     return EngineError(status, message)
 
 
-def _no_such(name: str) -> Any:
-    """A 404 factory whose message names the container (Podman's may not)."""
-
-    def factory(status: int, message: str) -> EngineError:
-        return NoSuchContainer(status, message if name in message else f"{message}: {name}")
-
-    return factory
-
-
 def _archive_not_found(status: int, message: str) -> EngineError:
     # The archive endpoints answer 404 for a missing path inside an existing container too.
     if "no such container" in message.lower():
@@ -78,13 +69,13 @@ def _archive_not_found(status: int, message: str) -> EngineError:
     return NotFound(status, message)
 
 
-def _message(cls: type[EngineError], text: str) -> Any:
-    """An error factory that supplies a message when the engine sends none (304 has no body)."""
-
-    def factory(status: int, message: str) -> EngineError:
-        return cls(status, message if status != 304 else text)  # noqa: PLR2004 -- 304 bodies are empty
-
-    return factory
+# Each call's statuses, as go-dockerclient maps them (and Podman's 500s where it differs).
+_CREATE_ERRORS: ErrorMap = {404: _create_not_found, 409: _create_conflict, 500: _create_conflict}
+_START_ERRORS: ErrorMap = {304: ContainerAlreadyRunning, 404: NoSuchContainer}
+_STOP_ERRORS: ErrorMap = {304: ContainerNotRunning, 404: NoSuchContainer}
+_KILL_ERRORS: ErrorMap = {409: _kill_refused, 500: _kill_refused, 404: NoSuchContainer}
+_CONTAINER_ERRORS: ErrorMap = {404: NoSuchContainer}
+_ARCHIVE_ERRORS: ErrorMap = {404: _archive_not_found}
 
 
 async def create(engine: Engine, name: str, config: Mapping[str, Any]) -> str:
@@ -105,7 +96,7 @@ async def create(engine: Engine, name: str, config: Mapping[str, Any]) -> str:
         "/containers/create",
         params={"name": name},
         json=config,
-        errors={404: _create_not_found, 409: _create_conflict, 500: _create_conflict},
+        errors=_CREATE_ERRORS,
     )
     return str(result["Id"])
 
@@ -133,10 +124,8 @@ async def start(engine: Engine, name: str, *, host_config: Mapping[str, Any] | N
         f"/containers/{segment(name)}/start",
         body=body,
         content_type="application/json" if body is not None else None,
-        errors={
-            304: _message(ContainerAlreadyRunning, f"container already running: {name}"),
-            404: _no_such(name),
-        },
+        errors=_START_ERRORS,
+        subject=name,
     )
 
 
@@ -154,10 +143,8 @@ async def stop(engine: Engine, name: str, *, grace: int = 10) -> None:
         f"/containers/{segment(name)}/stop",
         params={"t": str(grace)},
         extra_time=grace,
-        errors={
-            304: _message(ContainerNotRunning, f"container not running: {name}"),
-            404: _no_such(name),
-        },
+        errors=_STOP_ERRORS,
+        subject=name,
     )
 
 
@@ -172,7 +159,8 @@ async def kill(engine: Engine, name: str, *, signal: str | None = None) -> None:
         "POST",
         f"/containers/{segment(name)}/kill",
         params={"signal": signal} if signal else None,
-        errors={409: _kill_refused, 500: _kill_refused, 404: _no_such(name)},
+        errors=_KILL_ERRORS,
+        subject=name,
     )
 
 
@@ -185,7 +173,11 @@ async def remove(engine: Engine, name: str, *, force: bool = False, volumes: boo
     """
     params = {"force": "1" if force else "0", "v": "1" if volumes else "0"}
     await engine.call(
-        "DELETE", f"/containers/{segment(name)}", params=params, errors={404: _no_such(name)}
+        "DELETE",
+        f"/containers/{segment(name)}",
+        params=params,
+        errors=_CONTAINER_ERRORS,
+        subject=name,
     )
 
 
@@ -197,7 +189,11 @@ async def wait(engine: Engine, name: str) -> int:
         StreamBroken: the connection broke while waiting.
     """
     async with engine.request(
-        "POST", f"/containers/{segment(name)}/wait", kind="stream", errors={404: _no_such(name)}
+        "POST",
+        f"/containers/{segment(name)}/wait",
+        kind="stream",
+        errors=_CONTAINER_ERRORS,
+        subject=name,
     ) as resp:
         result = await resp.json()
     return int(result["StatusCode"])
@@ -210,7 +206,7 @@ async def inspect(engine: Engine, name: str) -> dict[str, Any]:
         NoSuchContainer: no such container.
     """
     result: dict[str, Any] = await engine.call(
-        "GET", f"/containers/{segment(name)}/json", errors={404: _no_such(name)}
+        "GET", f"/containers/{segment(name)}/json", errors=_CONTAINER_ERRORS, subject=name
     )
     return result
 
@@ -252,7 +248,8 @@ async def put_archive(
         params=params,
         body=archive,
         content_type="application/x-tar",
-        errors={404: _archive_not_found},
+        errors=_ARCHIVE_ERRORS,
+        subject=name,
     )
 
 
@@ -268,7 +265,8 @@ async def get_archive(engine: Engine, name: str, path: str) -> bytes:
         f"/containers/{segment(name)}/archive",
         params={"path": path},
         kind="stream",
-        errors={404: _archive_not_found},
+        errors=_ARCHIVE_ERRORS,
+        subject=name,
     ) as resp:
         return await resp.read()
 
@@ -294,7 +292,8 @@ async def attach(
         f"/containers/{segment(name)}/attach",
         params=params,
         kind="stream",
-        errors={404: _no_such(name)},
+        errors=_CONTAINER_ERRORS,
+        subject=name,
     ) as resp:
         yield streams.raw(resp) if tty else streams.demux(resp)
 
@@ -334,7 +333,8 @@ async def logs(  # noqa: PLR0913 -- the engine's own options
         f"/containers/{segment(name)}/logs",
         params=params,
         kind="stream",
-        errors={404: _no_such(name)},
+        errors=_CONTAINER_ERRORS,
+        subject=name,
     ) as resp:
         yield streams.raw(resp) if tty else streams.demux(resp)
 

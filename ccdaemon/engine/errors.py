@@ -30,6 +30,9 @@ from ccdaemon.errors import CcdaemonError
 class EngineError(CcdaemonError):
     """The engine answered a call with an error status; carries its status and message."""
 
+    #: The message when the engine sends none (a 304 has no body).
+    describes = ""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(status, message)
         self.status = status
@@ -89,9 +92,13 @@ class NotModified(EngineError):
 class ContainerAlreadyRunning(NotModified):
     """Raised when start finds the container already running (304)."""
 
+    describes = "container already running"
+
 
 class ContainerNotRunning(NotModified):
     """Raised when stop (304) or kill (409) finds the container not running."""
+
+    describes = "container not running"
 
 
 # --- Errors reported inside a successful response, and version trouble.

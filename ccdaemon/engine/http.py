@@ -142,35 +142,47 @@ class Body:
     """A response's status, headers and body, read from its connection.
 
     ``done`` turns true once the body was read to its end, which lets the connection be
-    reused. Reading raises ``BodyCut`` when the body stops before its end.
+    reused. Reading raises ``BodyCut`` when the body stops before its end. Only the
+    framing headers are looked up on the hot path; ``headers`` parses the rest on demand.
     """
 
-    __slots__ = ("_chunk_left", "_conn", "_left", "_mode", "done", "headers", "reason", "status")
+    __slots__ = ("_chunk_left", "_conn", "_head", "_left", "_mode", "done", "reason", "status")
 
-    def __init__(self, conn: Connection, status: int, reason: str, headers: dict[str, str]) -> None:
+    def __init__(self, conn: Connection, status: int, reason: str, head: bytes) -> None:
         self._conn = conn
         self.status = status
         self.reason = reason
-        self.headers = headers
+        self._head = head.lower()
         self.done = False
         self._left = 0
         self._chunk_left = 0
+        length = _field(self._head, b"content-length")
         if status in {204, 304} or 100 <= status < 200:  # noqa: PLR2004 -- statuses without a body
             self._mode = "none"
             self.done = True
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        elif b"chunked" in (_field(self._head, b"transfer-encoding") or b""):
             self._mode = "chunked"
-        elif "content-length" in headers:
+        elif length is not None:
             self._mode = "length"
-            self._left = int(headers["content-length"])
+            self._left = int(length)
             self.done = self._left == 0
         else:
             self._mode = "eof"  # a hijacked attach stream, or Connection: close
 
     @property
+    def headers(self) -> dict[str, str]:
+        """Every header, names in lower case."""
+        lines = self._head.decode("latin-1").split("\r\n")[1:]
+        return {
+            key.strip(): value.strip()
+            for key, _, value in (line.partition(":") for line in lines)
+            if key
+        }
+
+    @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request once the body is read."""
-        return self._mode != "eof" and self.headers.get("connection", "").lower() != "close"
+        return self._mode != "eof" and _field(self._head, b"connection") != b"close"
 
     async def read_exactly(self, n: int) -> bytes | None:
         """Read exactly ``n`` bytes of body; None when the body ended before the first one.
@@ -266,14 +278,19 @@ async def receive(conn: Connection) -> Body:
         head = await conn.reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
         raise ProtocolError("response head larger than 1 MiB") from exc
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line:
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-    return Body(conn, int(code), reason, headers)
+    status_line = head[: head.find(b"\r\n")]
+    version, _, rest = status_line.partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if not version.startswith(b"HTTP/1.") or not code.isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+    return Body(conn, int(code), reason.decode("latin-1"), head[:-4])
+
+
+def _field(lowered_head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` in a lower-cased response head, or None."""
+    at = lowered_head.find(b"\r\n" + name + b":")
+    if at == -1:
+        return None
+    start = at + len(name) + 3
+    end = lowered_head.find(b"\r\n", start)
+    return lowered_head[start : end if end != -1 else None].strip()

@@ -15,6 +15,7 @@ import pytest
 from ccdaemon.engine import (
     Engine,
     EngineError,
+    EngineTimeouts,
     EngineUnavailable,
     StreamBroken,
     containers,
@@ -140,3 +141,44 @@ async def test_garbage_answer_raises_engine_unavailable(tmp_path: Path) -> None:
     async with stub(tmp_path, lambda _: b"SSH-2.0-OpenSSH\r\n\r\n") as engine:
         with pytest.raises(EngineUnavailable, match=r"SSH-2\.0"):
             await containers.inspect(engine, "x")
+
+
+@contextlib.asynccontextmanager
+async def hung(tmp_path: Path, timeouts: EngineTimeouts) -> AsyncIterator[Engine]:
+    """An engine stub that answers /version, then takes requests and never answers them."""
+    socket = str(tmp_path / "hung.sock")
+    held: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while b" /version " in (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0]:
+                writer.write(head(content_length=str(len(VERSION))) + VERSION)
+            await reader.read()  # hold the connection open, answer nothing
+        writer.close()
+
+    server = await asyncio.start_unix_server(serve, socket)
+    try:
+        async with Engine(f"unix://{socket}", timeouts=timeouts) as engine:
+            yield engine
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def test_control_call_to_hung_engine_times_out(tmp_path: Path) -> None:
+    """A control call the engine never answers fails with EngineUnavailable after its timeout."""
+    async with hung(tmp_path, EngineTimeouts(connect=1, control=0.3)) as engine:
+        with pytest.raises(EngineUnavailable, match=r"did not answer GET /containers/x/json"):
+            await containers.inspect(engine, "x")
+
+
+async def test_streams_have_no_timeout_and_callers_keep_their_own(tmp_path: Path) -> None:
+    """A stream outlives the control timeout; the caller's own timeout stays a TimeoutError."""
+    async with hung(tmp_path, EngineTimeouts(connect=1, control=0.1)) as engine:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.6):
+                await containers.wait(engine, "x")
