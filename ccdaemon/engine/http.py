@@ -205,6 +205,8 @@ class Body:
 
     async def read(self) -> bytes:
         """Read the rest of the body."""
+        if self.done:
+            return b""
         if self._mode == "length":
             data = await self._exactly(self._left)
             self._left = 0

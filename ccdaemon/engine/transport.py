@@ -124,12 +124,14 @@ class EngineVersion:
 
 
 class _Deadlines:
-    """Expires control calls past their deadline with one timer, not one timer per call.
+    """Cancels control calls that outlive their deadline, with one timer for all of them.
 
-    Each call holds an ``asyncio.timeout(None)`` scope and registers its deadline here; a
-    single tick, every ``_TICK`` seconds while calls are in flight, reschedules the scopes
-    whose deadline passed, so asyncio cancels them and raises TimeoutError as usual.
-    A per-call timer costs a heap push and pop for every request, and the heap fills
+    A call registers its task with ``watch`` and, whatever happens, ``forget``s it. A
+    single tick, every ``_TICK`` seconds while calls are in flight, cancels the tasks
+    whose deadline passed; the call's ``except CancelledError`` asks ``timed_out`` whether
+    that cancellation was this deadline's (then it raises its timeout error) or someone
+    else's (then it lets the cancellation through), as ``asyncio.timeout`` decides.
+    One timer per call instead costs a heap push and pop per request, and the heap fills
     with cancelled handles: a fifth of a launch's client CPU (scripts/bench/client.py).
     Deadlines fire up to ``_TICK`` late, which is nothing beside a control timeout.
     """
@@ -137,26 +139,44 @@ class _Deadlines:
     _TICK = 0.25
 
     def __init__(self) -> None:
-        self._pending: dict[asyncio.Timeout, float] = {}
+        self._pending: dict[asyncio.Task[Any], tuple[float, int]] = {}
+        self._expired: dict[asyncio.Task[Any], int] = {}
         self._tick: asyncio.TimerHandle | None = None
 
-    def watch(self, scope: asyncio.Timeout, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._pending[scope] = loop.time() + seconds
+    def watch(self, seconds: float) -> asyncio.Task[Any] | None:
+        """Give the current task ``seconds`` to finish, and return it.
+
+        None when the task is already being watched (a call made inside another call's
+        block): the outer deadline covers it.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("engine calls must run in an asyncio task")
+        if task in self._pending:
+            return None
+        loop = task.get_loop()
+        self._pending[task] = (loop.time() + seconds, task.cancelling())
         if self._tick is None:
-            self._tick = loop.call_later(self._TICK, self._expire)
+            self._tick = loop.call_later(self._TICK, self._expire, loop)
+        return task
 
-    def forget(self, scope: asyncio.Timeout) -> None:
-        self._pending.pop(scope, None)
+    def forget(self, task: asyncio.Task[Any]) -> None:
+        """The call is over: its deadline no longer applies."""
+        self._pending.pop(task, None)
 
-    def _expire(self) -> None:
-        loop = asyncio.get_running_loop()
+    def timed_out(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the cancellation being handled is this deadline's own, and only that."""
+        cancelling = self._expired.pop(task, None)
+        return cancelling is not None and task.uncancel() <= cancelling
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
-        for scope, deadline in list(self._pending.items()):
+        for task, (deadline, cancelling) in list(self._pending.items()):
             if deadline <= now:
-                del self._pending[scope]
-                scope.reschedule(now)
-        self._tick = loop.call_later(self._TICK, self._expire) if self._pending else None
+                del self._pending[task]
+                self._expired[task] = cancelling
+                task.cancel()
+        self._tick = loop.call_later(self._TICK, self._expire, loop) if self._pending else None
 
 
 class Response:
@@ -351,45 +371,36 @@ class Engine:
             EngineError: the engine answered with an error status.
             EngineUnavailable: the engine could not be reached or did not answer in time.
         """
-        if versioned and self._version is None:
-            await self.version()
-        target = (self._prefix if versioned else "") + path
-        if params:
-            target += "?" + _query(params)
+        target = await self._target(path, params, versioned=versioned)
         what = f"{method} {path}"
         headers = {"Content-Type": content_type} if content_type else None
         limit = self.timeouts.control + extra_time
-        scope = asyncio.timeout(None)
+        task = self._deadlines.watch(limit) if kind == "control" else None
         try:
-            async with scope:
-                if kind == "control":
-                    self._deadlines.watch(scope, limit)
-                try:
-                    conn, resp = await self._exchange(method, target, headers, body, what)
-                    reusable = False
+            conn, resp = await self._exchange(method, target, headers, body, what)
+            reusable = False
+            try:
+                if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
                     try:
-                        if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
-                            try:
-                                data = await resp.read()
-                            except http.BodyCut:
-                                data = b""
-                            reusable = resp.done and resp.keep_alive
-                            raise _error(resp, data, what, errors, subject)
-                        yield Response(resp, what)
-                        reusable = resp.done and resp.keep_alive
-                    finally:
-                        if reusable:
-                            self._pool.release(conn)
-                        else:
-                            conn.close()
-                finally:
-                    self._deadlines.forget(scope)
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise  # the caller's own timeout, inside the block
-            raise EngineUnavailable(
-                f"the engine at {self.endpoint} did not answer {what} within {limit:g} s"
-            ) from exc
+                        data = await resp.read()
+                    except http.BodyCut:
+                        data = b""
+                    reusable = resp.done and resp.keep_alive
+                    raise _error(resp, data, what, errors, subject)
+                yield Response(resp, what)
+                reusable = resp.done and resp.keep_alive
+            finally:
+                if reusable:
+                    self._pool.release(conn)
+                else:
+                    conn.close()
+        except asyncio.CancelledError:
+            if task is None or not self._deadlines.timed_out(task):
+                raise
+            raise self._timeout(what, limit) from None
+        finally:
+            if task is not None:
+                self._deadlines.forget(task)
 
     async def _exchange(
         self,
@@ -467,41 +478,52 @@ class Engine:
         """
         if json is not None:
             body, content_type = orjson.dumps(json), "application/json"
-        if self._version is None:
-            await self.version()
-        target = self._prefix + path
-        if params:
-            target += "?" + _query(params)
+        target = await self._target(path, params, versioned=True)
         what = f"{method} {path}"
         limit = self.timeouts.control + extra_time
-        scope = asyncio.timeout(None)
+        task = self._deadlines.watch(limit)
+        headers = {"Content-Type": content_type} if content_type else None
         try:
-            async with scope:
-                self._deadlines.watch(scope, limit)
-                headers = {"Content-Type": content_type} if content_type else None
-                try:
-                    conn, resp = await self._exchange(method, target, headers, body, what)
-                    try:
-                        data = await resp.read()
-                    except http.BodyCut as exc:
-                        conn.close()
-                        raise StreamBroken(f"{what}: {exc}") from exc
-                    except BaseException:
-                        conn.close()
-                        raise
-                finally:
-                    self._deadlines.forget(scope)
-        except TimeoutError as exc:
-            raise EngineUnavailable(
-                f"the engine at {self.endpoint} did not answer {what} within {limit:g} s"
-            ) from exc
+            conn, resp = await self._exchange(method, target, headers, body, what)
+            data = await self._read_all(conn, resp, what)
+        except asyncio.CancelledError:
+            if task is None or not self._deadlines.timed_out(task):
+                raise
+            raise self._timeout(what, limit) from None
+        finally:
+            if task is not None:
+                self._deadlines.forget(task)
+        if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
+            raise _error(resp, data, what, errors, subject)
+        return orjson.loads(data) if data else None
+
+    async def _target(self, path: str, params: Mapping[str, str] | None, *, versioned: bool) -> str:
+        """The request target: version prefix (negotiated on first use), path and query."""
+        if versioned and self._version is None:
+            await self.version()
+        target = (self._prefix if versioned else "") + path
+        return f"{target}?{_query(params)}" if params else target
+
+    async def _read_all(self, conn: http.Connection, resp: http.Body, what: str) -> bytes:
+        """Read the whole body, then give the connection back to the pool, or close it."""
+        try:
+            data = await resp.read()
+        except http.BodyCut as exc:
+            conn.close()
+            raise StreamBroken(f"{what}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
         if resp.keep_alive:
             self._pool.release(conn)
         else:
             conn.close()
-        if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
-            raise _error(resp, data, what, errors, subject)
-        return orjson.loads(data) if data else None
+        return data
+
+    def _timeout(self, what: str, limit: float) -> EngineUnavailable:
+        return EngineUnavailable(
+            f"the engine at {self.endpoint} did not answer {what} within {limit:g} s"
+        )
 
     def _forget_version(self) -> None:
         """Negotiate again on the next call: an engine that went away may come back upgraded."""
@@ -557,7 +579,10 @@ def _error(
 
 
 def _query(params: Mapping[str, str]) -> str:
-    return "&".join(f"{key}={quote(value, safe='')}" for key, value in params.items())
+    return "&".join(
+        f"{key}={value if _PLAIN(value) else quote(value, safe='')}"
+        for key, value in params.items()
+    )
 
 
 def _connect(endpoint: str, tls: TLSFiles | None) -> tuple[str, http.Pool]:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 
 from ccdaemon.engine import (
@@ -182,3 +183,13 @@ async def test_streams_have_no_timeout_and_callers_keep_their_own(tmp_path: Path
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.6):
                 await containers.wait(engine, "x")
+
+
+async def test_outer_cancellation_is_not_taken_for_a_timeout(tmp_path: Path) -> None:
+    """Cancelling a control call from outside cancels it; it is not reported as a timeout."""
+    async with hung(tmp_path, EngineTimeouts(connect=1, control=30)) as engine:
+        with anyio.move_on_after(0.2) as scope:
+            await containers.inspect(engine, "x")
+        assert scope.cancelled_caught
+        with pytest.raises(EngineUnavailable, match="did not answer"):
+            await engine.call("GET", "/containers/x/json", extra_time=-29.7)
