@@ -1,0 +1,42 @@
+"""Errors of the chaincode runtime: what a caller asked for that cannot be done.
+
+    CcdaemonError
+    └── LaunchError
+        ├── InvalidRequest(field)      a value that breaks Fabric's rules; names the field
+        │   └── UnknownChaincodeType   a chaincode type no platform handles
+        ├── PackageError               a code package that cannot be read safely
+        │   └── PackageTooLarge        a package over the configured size limit
+        └── StartupTimeout             the launch did not finish within the startup timeout
+"""
+
+from __future__ import annotations
+
+from ccdaemon.errors import CcdaemonError
+
+
+class LaunchError(CcdaemonError):
+    """Base class of the runtime's own errors (the engine's are EngineError)."""
+
+
+class InvalidRequest(LaunchError):
+    """Raised when a value breaks Fabric's rules; ``field`` names the value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class UnknownChaincodeType(InvalidRequest):
+    """Raised for a chaincode type no platform handles."""
+
+
+class PackageError(LaunchError):
+    """Raised when a code package cannot be read safely (names the member at fault)."""
+
+
+class PackageTooLarge(PackageError):
+    """Raised when a package is over the configured size limit."""
+
+
+class StartupTimeout(LaunchError):
+    """Raised when a launch does not finish within the startup timeout."""
