@@ -1,12 +1,12 @@
 """Errors of the chaincode runtime: what a caller asked for that cannot be done.
 
-    CcdaemonError
-    └── LaunchError
-        ├── InvalidRequest(field)      a value that breaks Fabric's rules; names the field
-        │   └── UnknownChaincodeType   a chaincode type no platform handles
-        ├── PackageError               a code package that cannot be read safely
-        │   └── PackageTooLarge        a package over the configured size limit
-        └── StartupTimeout             the launch did not finish within the startup timeout
+CcdaemonError
+└── LaunchError
+    ├── InvalidRequest(field)      a value that breaks Fabric's rules; names the field
+    │   └── UnknownChaincodeType   a chaincode type no platform handles
+    ├── PackageError               a code package that cannot be read safely
+    │   └── PackageTooLarge        a package over the configured size limit
+    └── StartupTimeout             the launch did not finish within the startup timeout
 """
 
 from __future__ import annotations
