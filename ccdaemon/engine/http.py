@@ -107,34 +107,54 @@ class Pool:
         self._idle.clear()
 
 
-async def send(  # noqa: PLR0913 -- the parts of one request
+def _head(method: str, target: str, host: str, headers: Mapping[str, str] | None) -> list[str]:
+    head = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    if headers:
+        head.extend(f"{key}: {value}\r\n" for key, value in headers.items())
+    return head
+
+
+def write(  # noqa: PLR0913 -- the parts of one request
     conn: Connection,
     method: str,
     target: str,
     *,
     host: str,
     headers: Mapping[str, str] | None,
-    body: bytes | AsyncIterable[bytes] | None,
+    body: bytes | None,
+) -> bool:
+    """Write one request with a whole body (or none) to the socket's buffer.
+
+    Returns:
+        Whether the body is large enough that the caller should wait for the buffer to
+        drain (``conn.writer.drain()``); small requests go out at once.
+    """
+    head = _head(method, target, host, headers)
+    if body or method in {"POST", "PUT"}:
+        head.append(f"Content-Length: {len(body or b'')}\r\n")
+    conn.writer.write("".join(head).encode() + _CRLF + (body or b""))
+    return body is not None and len(body) >= _CHUNK
+
+
+async def send_chunked(  # noqa: PLR0913 -- the parts of one request
+    conn: Connection,
+    method: str,
+    target: str,
+    *,
+    host: str,
+    headers: Mapping[str, str] | None,
+    body: AsyncIterable[bytes],
 ) -> None:
-    """Write one request; an async-iterable body goes out with chunked transfer coding."""
-    head = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
-    if headers:
-        head.extend(f"{key}: {value}\r\n" for key, value in headers.items())
+    """Write one request whose body arrives in pieces, with chunked transfer coding."""
+    head = _head(method, target, host, headers)
+    head.append("Transfer-Encoding: chunked\r\n\r\n")
     writer = conn.writer
-    if body is None or isinstance(body, bytes):
-        if body or method in {"POST", "PUT"}:
-            head.append(f"Content-Length: {len(body or b'')}\r\n")
-        writer.write("".join(head).encode() + _CRLF + (body or b""))
-        if len(body or b"") < _CHUNK:
-            return  # the socket takes it at once; only large bodies need flow control
-    else:
-        head.append("Transfer-Encoding: chunked\r\n\r\n")
-        writer.write("".join(head).encode())
-        async for chunk in body:
-            if chunk:
-                writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                await writer.drain()
-        writer.write(b"0\r\n\r\n")
+    writer.write("".join(head).encode())
+    async for chunk in body:
+        if chunk:
+            writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            await writer.drain()
+    writer.write(b"0\r\n\r\n")
     await writer.drain()
 
 

@@ -412,15 +412,20 @@ class Engine:
     ) -> tuple[http.Connection, http.Body]:
         """Send the request and read the response head, on a pooled or a new connection."""
         while True:
-            conn = await self._open()
+            conn = self._pool.idle() or await self._open()
             try:
                 # The engine may answer, then close, before taking a whole body (a refused
-                # build): its answer says more than the broken pipe. No contextlib.suppress
-                # here: this is the hot path, and that costs a context manager per request.
-                try:  # noqa: SIM105
-                    await http.send(
-                        conn, method, target, host=self._host, headers=headers, body=body
-                    )
+                # build): its answer says more than the broken pipe.
+                try:
+                    if body is None or isinstance(body, bytes):
+                        if http.write(
+                            conn, method, target, host=self._host, headers=headers, body=body
+                        ):
+                            await conn.writer.drain()
+                    else:
+                        await http.send_chunked(
+                            conn, method, target, host=self._host, headers=headers, body=body
+                        )
                 except OSError:
                     pass
                 return conn, await http.receive(conn)
@@ -441,9 +446,7 @@ class Engine:
                 raise
 
     async def _open(self) -> http.Connection:
-        conn = self._pool.idle()
-        if conn is not None:
-            return conn
+        """Open a new connection (there was no idle one), with the connect timeout."""
         try:
             async with asyncio.timeout(self.timeouts.connect):
                 return await self._pool.open()
