@@ -166,22 +166,37 @@ class Body:
     framing headers are looked up on the hot path; ``headers`` parses the rest on demand.
     """
 
-    __slots__ = ("_chunk_left", "_conn", "_head", "_left", "_mode", "done", "reason", "status")
+    __slots__ = (
+        "_chunk_left",
+        "_close",
+        "_conn",
+        "_head",
+        "_left",
+        "_mode",
+        "done",
+        "reason",
+        "status",
+    )
 
     def __init__(self, conn: Connection, status: int, reason: str, head: bytes) -> None:
         self._conn = conn
         self.status = status
         self.reason = reason
-        self._head = head.lower()
+        self._head = lowered = head.lower()
         self.done = False
         self._left = 0
         self._chunk_left = 0
-        length = _field(self._head, b"content-length")
+        # Substring tests first: they are cheap, and most heads lack most fields.
+        self._close = b"\r\nconnection: close" in lowered
+        chunked = b"\r\ntransfer-encoding:" in lowered and b"chunked" in (
+            _field(lowered, b"\r\ntransfer-encoding:") or b""
+        )
+        length = None if chunked else _field(lowered, b"\r\ncontent-length:")
         if status in {204, 304} or 100 <= status < 200:  # noqa: PLR2004 -- statuses without a body
             self._mode = "none"
             self.done = True
-        elif b"chunked" in (_field(self._head, b"transfer-encoding") or b""):
-            self._mode = "chunked"
+        elif chunked:
+            self._mode = "chunked"  # it overrides any Content-Length, as HTTP/1.1 says
         elif length is not None:
             self._mode = "length"
             self._left = int(length)
@@ -202,7 +217,7 @@ class Body:
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request once the body is read."""
-        return self._mode != "eof" and _field(self._head, b"connection") != b"close"
+        return self._mode != "eof" and not self._close
 
     async def read_exactly(self, n: int) -> bytes | None:
         """Read exactly ``n`` bytes of body; None when the body ended before the first one.
@@ -308,11 +323,11 @@ async def receive(conn: Connection) -> Body:
     return Body(conn, int(code), reason.decode("latin-1"), head[:-4])
 
 
-def _field(lowered_head: bytes, name: bytes) -> bytes | None:
-    """The value of header ``name`` in a lower-cased response head, or None."""
-    at = lowered_head.find(b"\r\n" + name + b":")
+def _field(lowered_head: bytes, needle: bytes) -> bytes | None:
+    """The value of the header whose line starts with ``needle`` (CRLF, name, colon)."""
+    at = lowered_head.find(needle)
     if at == -1:
         return None
-    start = at + len(name) + 3
+    start = at + len(needle)
     end = lowered_head.find(b"\r\n", start)
     return lowered_head[start : end if end != -1 else None].strip()
