@@ -1,0 +1,1 @@
+"""Tests of the chaincode runtime: naming, launch config, certificates, platform builders."""
