@@ -421,7 +421,7 @@ class Engine:
                         if http.write(
                             conn, method, target, host=self._host, headers=headers, body=body
                         ):
-                            await conn.writer.drain()
+                            await conn.drain()
                     else:
                         await http.send_chunked(
                             conn, method, target, host=self._host, headers=headers, body=body
