@@ -1,0 +1,213 @@
+"""Fabric's DockerVM: start, stop and wait for one chaincode container.
+
+``start`` is Fabric's DockerVM.Start, step for step (reference/fabric-launcher.md 1.3 and
+2.3): clear any container of the name, create, build the image if it is missing and
+create again, attach before start when output is wanted, upload the TLS files, start.
+Where ccdaemon does better than Fabric, it says so at the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ccdaemon.engine import (
+    ContainerNotRunning,
+    EngineError,
+    EngineUnavailable,
+    NoSuchContainer,
+    NoSuchImage,
+    archive,
+    containers,
+    streams,
+)
+from ccdaemon.runtime.errors import StartupTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from anyio.abc import TaskGroup, TaskStatus
+
+    from ccdaemon.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Fabric's floor for chaincode.startuptimeout.
+MIN_STARTUP_TIMEOUT = 5.0
+#: Cleanup after a failed or cancelled launch gets this long, shielded from cancellation.
+CLEANUP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """Everything the engine needs to run one chaincode container."""
+
+    container: str
+    image: str
+    args: Sequence[str]
+    env: Sequence[str]
+    files: Mapping[str, bytes] = field(repr=False)  # holds the client key: never in a repr
+    host_config: Mapping[str, Any]
+    labels: Mapping[str, str]
+
+    def create_body(self, *, attach: bool) -> dict[str, Any]:
+        """The create request, as Fabric's createContainer sends it, plus the labels."""
+        return {
+            "Image": self.image,
+            "Cmd": list(self.args),
+            "Env": list(self.env),
+            "Labels": dict(self.labels),
+            "AttachStdout": attach,
+            "AttachStderr": attach,
+            "HostConfig": dict(self.host_config),
+        }
+
+
+async def start(  # noqa: PLR0913 -- the launch's parts, each named
+    engine: Engine,
+    spec: LaunchSpec,
+    *,
+    build: Callable[[], Awaitable[object]],
+    startup_timeout: float = 300.0,
+    output: Callable[[streams.Line], object] | None = None,
+    task_group: TaskGroup | None = None,
+) -> str:
+    """Launch the chaincode container; return its id once it has started.
+
+    Args:
+        engine: the engine.
+        spec: names, command, environment, TLS files, HostConfig and labels.
+        build: makes ``spec.image`` when the engine lacks it (two-stage build, coalesced
+            by the caller); it runs at most once.
+        startup_timeout: seconds for the whole launch, build included (at least 5, as
+            Fabric's chaincode.startuptimeout).
+        output: called with each line the container writes, when its output is wanted
+            (Fabric's vm.docker.attachStdout); needs ``task_group``, which owns the
+            attached stream for the container's life.
+        task_group: the group that owns the output stream.
+
+    Raises:
+        StartupTimeout: the launch took longer than ``startup_timeout``.
+        EngineError: the engine refused a step (BuildFailed from ``build`` included).
+        EngineUnavailable: the engine could not be reached.
+
+    Whatever made it into the engine is removed when the launch fails or is cancelled.
+    """
+    if output is not None and task_group is None:
+        raise ValueError("output needs a task group to own the attached stream")
+    limit = max(startup_timeout, MIN_STARTUP_TIMEOUT)
+    try:
+        with anyio.fail_after(limit):
+            return await _start(engine, spec, build, output, task_group)
+    except TimeoutError as exc:
+        raise StartupTimeout(
+            f"chaincode container {spec.container} did not start within {limit:g} s"
+        ) from exc
+
+
+async def _start(
+    engine: Engine,
+    spec: LaunchSpec,
+    build: Callable[[], Awaitable[object]],
+    output: Callable[[streams.Line], object] | None,
+    task_group: TaskGroup | None,
+) -> str:
+    # 4. Clear the name. A forced remove alone reaches the state Fabric's stop t=0, kill
+    # and forced remove reach (the container is killed and gone), in one call not three.
+    await remove_quietly(engine, spec.container)
+    body = spec.create_body(attach=output is not None)
+    # 5. Create; on a missing image build it, then create again.
+    try:
+        container_id = await containers.create(engine, spec.container, body)
+    except NoSuchImage:
+        log.info("image %s is missing; building it", spec.image)
+        await build()
+        container_id = await containers.create(engine, spec.container, body)
+    try:
+        # 6. Attach before start, so no output is lost.
+        if output is not None and task_group is not None:
+            await task_group.start(_relay, engine, spec.container, output)
+        # 7. Upload the TLS files, as one gzip-compressed tar at /.
+        if spec.files:
+            await containers.put_archive(engine, spec.container, "/", archive.targz(spec.files))
+        # 8. Start.
+        await containers.start(engine, spec.container)
+    except BaseException:
+        # A failed or cancelled launch removes what it made (shielded, with its own limit).
+        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+            await remove_quietly(engine, spec.container)
+        raise
+    return container_id
+
+
+async def _relay(
+    engine: Engine,
+    name: str,
+    output: Callable[[streams.Line], object],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Pass the container's output on line by line until it closes its output.
+
+    A broken stream ends the relay with a warning rather than failing its task group:
+    the container's fate is the supervisor's to report, not the log relay's.
+    """
+    async with containers.attach(engine, name, logs=True, tty=False) as frames:
+        task_status.started()
+        try:
+            async for line in streams.lines(frames):
+                output(line)
+        except EngineUnavailable as exc:
+            log.warning("output stream of container %s broke: %s", name, exc)
+            return
+    log.debug("container %s has closed its output", name)
+
+
+async def remove_quietly(engine: Engine, name: str) -> None:
+    """Remove the container by force; a container that is already gone is no error."""
+    with contextlib.suppress(NoSuchContainer):
+        await containers.remove(engine, name, force=True)
+
+
+async def stop(
+    engine: Engine, name: str, *, grace: int = 0, dontkill: bool = False, dontremove: bool = False
+) -> None:
+    """Fabric's stopInternal: stop with ``grace`` seconds, kill, remove by force.
+
+    Only errors that mean "already so" are ignored (no such container, not running);
+    any other error of a step is raised after the remaining steps have run.
+
+    Raises:
+        EngineError: a step failed for another reason.
+        EngineUnavailable: the engine could not be reached.
+    """
+    failure: EngineError | None = None
+    steps: list[Callable[[], Awaitable[None]]] = [
+        lambda: containers.stop(engine, name, grace=grace)
+    ]
+    if not dontkill:
+        steps.append(lambda: containers.kill(engine, name))
+    if not dontremove:
+        steps.append(lambda: containers.remove(engine, name, force=True))
+    for step in steps:
+        try:
+            await step()
+        except (NoSuchContainer, ContainerNotRunning):
+            pass
+        except EngineError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+async def wait(engine: Engine, name: str) -> int:
+    """Block until the container exits and return its exit code (no timeout).
+
+    Raises:
+        NoSuchContainer: there is no such container.
+    """
+    return await containers.wait(engine, name)
