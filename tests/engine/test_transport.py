@@ -22,7 +22,7 @@ from ccdaemon.engine import (
     system,
 )
 from ccdaemon.engine.transport import CLIENT_MAX_API
-from tests.conftest import Made, sleeper
+from tests.conftest import ROOT, Made, sleeper
 
 if TYPE_CHECKING:
     import aiodocker
@@ -191,3 +191,23 @@ async def test_tls_endpoint_with_unknown_ca_is_refused(engine_socket: str) -> No
     async with Engine(endpoint, tls=TLSFiles(cert=files.cert, key=files.key)) as wary:
         with pytest.raises(EngineUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await system.ping(wary)
+
+
+@pytest.mark.engines("docker-26.1")
+async def test_engine_restart_under_a_client_needs_no_new_client(
+    engine: Engine, engine_name: str, made: Made
+) -> None:
+    """After the engine restarts, the same client's next calls work.
+
+    Kept-alive connections the restart killed are dropped, and the API version is
+    negotiated again.
+    """
+    for _ in range(3):
+        await containers.list_(engine)  # leave kept-alive connections in the pool
+    with anyio.fail_after(HANG_GUARD):
+        await anyio.run_process([str(ROOT / "scripts" / "engines"), "restart", engine_name])
+    assert await containers.list_(engine) is not None
+    name = made.container()
+    await containers.create(engine, name, sleeper())
+    await containers.start(engine, name)
+    assert (await containers.inspect(engine, name))["State"]["Running"]
