@@ -78,12 +78,12 @@ _CONTAINER_ERRORS: ErrorMap = {404: NoSuchContainer}
 _ARCHIVE_ERRORS: ErrorMap = {404: _archive_not_found}
 
 
-async def create(engine: Engine, name: str, config: Mapping[str, Any]) -> str:
+async def create(engine: Engine, name: str | None, config: Mapping[str, Any]) -> str:
     """Create a container and return its id.
 
     Args:
         engine: the engine.
-        name: the container name.
+        name: the container name; None lets the engine choose one.
         config: the create body: the container config's fields plus ``HostConfig``.
 
     Raises:
@@ -94,7 +94,7 @@ async def create(engine: Engine, name: str, config: Mapping[str, Any]) -> str:
     result = await engine.call(
         "POST",
         "/containers/create",
-        params={"name": name},
+        params={"name": name} if name is not None else None,
         json=config,
         errors=_CREATE_ERRORS,
     )

@@ -1,0 +1,123 @@
+"""Fabric's two-stage chaincode image build.
+
+1. An ephemeral builder container (the platform's builder image, no network) receives
+   the code package in /chaincode/input and runs the platform's build script; its
+   output is streamed as progress.
+2. The result, /chaincode/output, comes back as ``binpackage.tar``; the chaincode image
+   is built FROM the runtime image with it ADDed, Fabric's labels and ccdaemon's.
+
+Fabric leaves its builder container behind when the build fails (the removal is not
+forced); here it is always removed, and a failed build leaves no image either.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ccdaemon.engine import BuildFailed, NoSuchImage, archive, containers, images, streams
+from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, remove_quietly
+from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ccdaemon.engine import Engine
+    from ccdaemon.runtime.platforms import Platform
+
+log = logging.getLogger(__name__)
+
+#: Lines of builder output a BuildFailed keeps.
+LOG_TAIL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """What to build: the code, how, and the image's name."""
+
+    ccid: str
+    image: str
+    platform: Platform
+    code_package: bytes  # the .tar.gz the builder extracts into /chaincode/input
+    path: str = ""  # the package metadata's path (the Go import path)
+    fabric_version: str = "2.5.0"
+
+
+async def build_image(
+    engine: Engine, request: BuildRequest, *, progress: Callable[[str], object] | None = None
+) -> str:
+    """Build the chaincode image and return its id; nothing is left behind on failure.
+
+    No overall timeout: builds take as long as they take (the caller's startup timeout
+    bounds a launch that waits for one).
+
+    Raises:
+        BuildFailed: the build script exited non-zero (the log tail holds the compiler's
+            words), or the image build failed.
+        InvalidRequest: the package's path is not a plausible import path.
+        EngineError: the engine refused a step (a missing builder image: NoSuchImage).
+    """
+    binpackage = await _compile(engine, request, progress)
+    context = archive.tar(
+        {
+            "Dockerfile": request.platform.dockerfile(
+                request.ccid, fabric_version=request.fabric_version
+            ).encode(),
+            "binpackage.tar": binpackage,
+        }
+    )
+    labels = {MANAGED_LABEL: "true", CCID_LABEL: request.ccid}
+    try:
+        return await images.build(
+            engine, context, request.image, labels=labels, network_mode="none", on_progress=progress
+        )
+    except BuildFailed:
+        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+            await _remove_image_quietly(engine, request.image)
+        raise
+
+
+async def _compile(
+    engine: Engine, request: BuildRequest, progress: Callable[[str], object] | None
+) -> bytes:
+    """Run the build script in an ephemeral builder container; return /chaincode/output."""
+    platform = request.platform
+    body = {
+        "Image": platform.builder_image,
+        "Cmd": platform.build_command(request.path),
+        "Env": list(platform.build_env),
+        "Labels": {MANAGED_LABEL: "true", CCID_LABEL: request.ccid, "ccdaemon.role": "builder"},
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": {"NetworkMode": "none"},
+    }
+    builder = await containers.create(engine, None, body)  # the engine names it
+    try:
+        await containers.put_archive(engine, builder, "/chaincode/input", request.code_package)
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
+        async with containers.attach(engine, builder, logs=True, tty=False) as frames:
+            await containers.start(engine, builder)
+            async for line in streams.lines(frames):
+                tail.append(line.text)
+                if progress is not None:
+                    progress(line.text)
+        code = await containers.wait(engine, builder)
+        if code:
+            raise BuildFailed(
+                f"build of {request.ccid} failed: the {platform.type} build exited with {code}",
+                "\n".join(tail),
+            )
+        return await containers.get_archive(engine, builder, "/chaincode/output/.")
+    finally:
+        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+            await remove_quietly(engine, builder)
+
+
+async def _remove_image_quietly(engine: Engine, image: str) -> None:
+    with contextlib.suppress(NoSuchImage):
+        await images.remove(engine, image, force=True)
