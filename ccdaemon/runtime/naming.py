@@ -1,0 +1,78 @@
+"""Fabric's names for a chaincode's container and image (dockercontroller, 1.4 and 2.x).
+
+    container: [network-][peer-]<ccid with ":" as "-">, then [^a-zA-Z0-9-_.] -> "-"
+    image:     the same, "-", sha256 of the unsanitised name, all lower case, and it must
+               pass Docker's repository rule ^[a-z0-9]+(([._-][a-z0-9]+)+)?$
+
+A 2.x package id (``label:hash``) and a 1.4 id (``name:version``, or a bare name) follow
+the same rule, so a legacy ``mycc:1.0`` gets the names Fabric 1.4 gave ``mycc`` 1.0.
+Ids are checked before naming: Fabric's own lifecycle only ever produces letters, digits
+and ``_.+-`` around one colon, and anything else (a path, a shell word, a look-alike
+letter) is refused here rather than sanitised into some other chaincode's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from ccdaemon.runtime.errors import InvalidRequest
+
+_VM_NAME = re.compile(r"[^a-zA-Z0-9\-_.]")
+_IMAGE_NAME = re.compile(r"[a-z0-9]+(([._-][a-z0-9]+)+)?")
+# Label (2.x) or name (1.4), then the hash (2.x) or version (1.4), ASCII only.
+_CCID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*(:[A-Za-z0-9_.+\-]+)?")
+#: Docker's limit on a repository name, which the image name must fit.
+_IMAGE_NAME_MAX = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The container and image names of one chaincode on one peer."""
+
+    container: str
+    image: str
+
+
+def check_ccid(ccid: str) -> str:
+    """Return ``ccid`` if it is a Fabric chaincode id (``label:hash``, ``name:version``).
+
+    Raises:
+        InvalidRequest: the id is empty, too long, or holds anything but ASCII letters,
+            digits and ``_.+-`` around at most one colon (field ``ccid``).
+    """
+    if not ccid:
+        raise InvalidRequest("ccid", "must not be empty")
+    if len(ccid) > _IMAGE_NAME_MAX:
+        raise InvalidRequest("ccid", f"is {len(ccid)} characters; at most {_IMAGE_NAME_MAX}")
+    if not _CCID.fullmatch(ccid):
+        raise InvalidRequest(
+            "ccid",
+            f"{ccid!r} is not a chaincode id: expected label:hash or name:version, of ASCII "
+            "letters, digits and _.+- (starting with a letter or digit)",
+        )
+    return ccid
+
+
+def names(ccid: str, *, network_id: str = "", peer_id: str = "") -> Names:
+    """Fabric's container and image names for ``ccid`` on peer ``peer_id`` of ``network_id``.
+
+    Raises:
+        InvalidRequest: ``ccid`` is not a chaincode id, or the image name breaks Docker's
+            repository rule or length (field ``ccid``), with Fabric's wording.
+    """
+    check_ccid(ccid)
+    name = ccid.replace(":", "-")
+    prefix = "-".join(part for part in (network_id, peer_id) if part)
+    if prefix:
+        name = f"{prefix}-{name}"
+    container = _VM_NAME.sub("-", name)
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    image = f"{container}-{digest}".lower()
+    if not _IMAGE_NAME.fullmatch(image) or len(image) > _IMAGE_NAME_MAX:
+        raise InvalidRequest(
+            "ccid",
+            f"Error constructing Docker VM Name. '{image}' breaks Docker's repository naming rules",
+        )
+    return Names(container=container, image=image)
