@@ -166,3 +166,19 @@ def _progress_text(message: Any) -> str:
         if isinstance(value, str) and value.strip():
             return value.rstrip("\n")
     return ""
+
+
+async def tag(engine: Engine, image: str, repository: str, tag_: str = "latest") -> None:
+    """Give ``image`` the name ``repository:tag_``.
+
+    Raises:
+        NoSuchImage: ``image`` does not exist.
+        InvalidParameter: the new name breaks the reference grammar.
+    """
+    check_reference(f"{repository}:{tag_}")
+    await engine.call(
+        "POST",
+        f"/images/{segment(image)}/tag",
+        params={"repo": repository, "tag": tag_},
+        errors={404: NoSuchImage},
+    )
