@@ -8,6 +8,8 @@ and a missing image is built once from the code package.
 
 from __future__ import annotations
 
+import collections
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,9 @@ from ccdaemon.runtime.platforms import platform_for
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ccdaemon.engine import Engine
+    from anyio.abc import TaskGroup
+
+    from ccdaemon.engine import Engine, streams
     from ccdaemon.launchqueue import LaunchQueue, Slot
     from ccdaemon.runtime.certs import ChaincodeCA, ClientCredentials
     from ccdaemon.runtime.package import ChaincodePackage
@@ -40,6 +44,11 @@ class RuntimeConfig:
     layout: Layout = "2.x"
     logging: ChaincodeLogging = field(default_factory=ChaincodeLogging)
     fabric_version: str = "2.5.0"
+    #: vm.docker.attachStdout: relay each chaincode's output to the logger
+    #: ``peer.chaincode.<container>`` and keep its last lines.
+    attach_stdout: bool = False
+    #: How many lines of each chaincode's output are kept.
+    output_lines: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +74,33 @@ class Launched:
 
 
 class Launcher:
-    """Launches and stops chaincode containers on one engine, through one queue."""
+    """Launches and stops chaincode containers on one engine, through one queue.
+
+    With ``attach_stdout``, ``task_group`` owns each chaincode's output relay for as long
+    as the container writes; the relays end by themselves when their container stops.
+    """
 
     def __init__(
-        self, engine: Engine, queue: LaunchQueue, ca: ChaincodeCA, config: RuntimeConfig
+        self,
+        engine: Engine,
+        queue: LaunchQueue,
+        ca: ChaincodeCA,
+        config: RuntimeConfig,
+        *,
+        task_group: TaskGroup | None = None,
     ) -> None:
+        if config.attach_stdout and task_group is None:
+            raise ValueError("attach_stdout needs a task group to own the output relays")
         self._engine = engine
         self._queue = queue
         self._ca = ca
         self._config = config
+        self._group = task_group
+        self._output: dict[str, collections.deque[str]] = {}
+
+    def output(self, ccid: str) -> list[str]:
+        """The last lines the chaincode wrote (empty unless ``attach_stdout``)."""
+        return list(self._output.get(self.names(ccid)[0], ()))
 
     def names(self, ccid: str) -> tuple[str, str]:
         """The container and image names of ``ccid`` on this peer."""
@@ -125,11 +152,27 @@ class Launcher:
                 )
 
             return await dockervm.start(
-                self._engine, spec, build=build, startup_timeout=self._config.startup_timeout
+                self._engine,
+                spec,
+                build=build,
+                startup_timeout=self._config.startup_timeout,
+                output=self._relay(container) if self._config.attach_stdout else None,
+                task_group=self._group,
             )
 
         container_id = await self._queue.run(container, work)
         return Launched(container=container, container_id=container_id, image=image)
+
+    def _relay(self, container: str) -> Callable[[streams.Line], None]:
+        """Where one chaincode's lines go: its logger, and its kept tail."""
+        logger = logging.getLogger(f"peer.chaincode.{container}")
+        tail = self._output[container] = collections.deque(maxlen=self._config.output_lines)
+
+        def relay(line: streams.Line) -> None:
+            tail.append(line.text)
+            logger.info("%s", line.text)
+
+        return relay
 
     async def stop(self, ccid: str, *, grace: int = 0) -> None:
         """Fabric's ContainerRuntime.Stop: stop with ``grace``, kill, remove, in its turn."""

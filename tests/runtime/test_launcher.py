@@ -203,3 +203,37 @@ async def test_broken_package_fails_the_launch_with_the_build_log(
         await docker.containers.list(all=True, filters={"label": [f"ccdaemon.ccid={request.ccid}"]})
         == []
     )
+
+
+async def test_attached_output_goes_to_the_chaincode_logger_and_is_kept(
+    engine: Engine, made: Made, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With attachStdout, each line goes to peer.chaincode.<container> and is kept."""
+    stub = made.image("talker")
+    script = b"#!/bin/sh\necho hello from $CORE_CHAINCODE_ID_NAME\necho oops >&2\n"
+    context = archive.tar(
+        {
+            "Dockerfile": (
+                f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
+                "RUN chmod 0755 /usr/local/bin/chaincode\n"
+            ).encode(),
+            "chaincode": script,
+        }
+    )
+    await images.build(engine, context, stub)
+    request = LaunchRequest("talker_1:" + "2" * 64, "golang", "peer0:7052", "Org1MSP")
+    config = RuntimeConfig(host_config=HostConfig(network_mode="none"), attach_stdout=True)
+    caplog.set_level("INFO", logger="peer.chaincode")
+    async with anyio.create_task_group() as group:
+        launcher = Launcher(
+            engine, LaunchQueue(group), ChaincodeCA.generate(), config, task_group=group
+        )
+        container, image = launcher.names(request.ccid)
+        made.containers.append(container)
+        made.images.append(image)
+        await images.tag(engine, stub, image)
+        await launcher.launch(request)
+    # The group ends when the relay does: the chaincode exited and closed its output.
+    assert sorted(launcher.output(request.ccid)) == sorted([f"hello from {request.ccid}", "oops"])
+    logged = [r.getMessage() for r in caplog.records if r.name == f"peer.chaincode.{container}"]
+    assert sorted(logged) == sorted(launcher.output(request.ccid))
