@@ -92,3 +92,37 @@ def test_names_breaking_dockers_repository_rule_fail_as_fabric_does(ccid: str) -
     """A run of separators, or a trailing one, breaks the image rule with Fabric's message."""
     with pytest.raises(InvalidRequest, match="breaks Docker's repository naming rules"):
         names(ccid)
+
+
+def test_colons_in_the_peer_id_become_dashes_before_hashing_as_in_2x() -> None:
+    """Fabric 2.x turns every ':' of the whole name into '-' before hashing it."""
+    got = names("mycc:1.0", network_id="dev", peer_id="peer0:7051")
+    assert got.container == "dev-peer0-7051-mycc-1.0"
+    assert got.image == f"dev-peer0-7051-mycc-1.0-{sha256sum('dev-peer0-7051-mycc-1.0')}"
+
+
+@pytest.mark.parametrize(
+    ("network_id", "peer_id", "field"),
+    [
+        ("dev.", "peer0", "peer.networkId"),
+        ("dev", "peer0_", "peer.id"),
+        ("dev", "a/b", "peer.id"),
+        ("d ev", "peer0", "peer.networkId"),
+        ("dev", "peer\n", "peer.id"),
+    ],
+)
+def test_bad_network_and_peer_ids_are_blamed_by_their_own_field(
+    network_id: str, peer_id: str, field: str
+) -> None:
+    """A network or peer id that breaks the rules is named as the culprit, not the ccid."""
+    with pytest.raises(InvalidRequest) as caught:
+        names("mycc:1.0", network_id=network_id, peer_id=peer_id)
+    assert caught.value.field == field
+
+
+def test_image_names_longer_than_every_engine_takes_are_refused() -> None:
+    """Image names over 237 characters, which Docker 20.10 and Podman refuse, fail early."""
+    label = "a" * 160
+    assert len(names(f"{label}:1").image) == 160 + 2 + 65
+    with pytest.raises(InvalidRequest, match="237"):
+        names(f"{label}:1", network_id="dev", peer_id="peer0.org1.example.com")
