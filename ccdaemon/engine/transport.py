@@ -12,6 +12,7 @@ sent to the engine is the launch queue's job, not the pool's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from collections.abc import Callable, Mapping
@@ -128,7 +129,7 @@ class _Deadlines:
 
     A call registers its task with ``watch`` and, whatever happens, ``forget``s it. A
     single tick, every ``_TICK`` seconds while calls are in flight, cancels the tasks
-    whose deadline passed; the call's ``except CancelledError`` asks ``timed_out`` whether
+    whose deadline passed; the call's ``_Limit`` asks ``timed_out`` whether
     that cancellation was this deadline's (then it raises its timeout error) or someone
     else's (then it lets the cancellation through), as ``asyncio.timeout`` decides.
     One timer per call instead costs a heap push and pop per request, and the heap fills
@@ -177,6 +178,34 @@ class _Deadlines:
                 self._expired[task] = cancelling
                 task.cancel()
         self._tick = loop.call_later(self._TICK, self._expire, loop) if self._pending else None
+
+
+class _Limit:
+    """One call's deadline, as a context manager.
+
+    On exit it forgets the deadline, and turns a cancellation that was the deadline's own
+    into the call's timeout error. A class, not a generator: it runs on every request.
+    """
+
+    __slots__ = ("_deadlines", "_error", "_task")
+
+    def __init__(
+        self, deadlines: _Deadlines, seconds: float, error: Callable[[], EngineUnavailable]
+    ) -> None:
+        self._deadlines = deadlines
+        self._error = error
+        self._task = deadlines.watch(seconds)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        task = self._task
+        if task is None:
+            return
+        self._deadlines.forget(task)
+        if kind is asyncio.CancelledError and self._deadlines.timed_out(task):
+            raise self._error() from None
 
 
 class Response:
@@ -375,8 +404,12 @@ class Engine:
         what = f"{method} {path}"
         headers = {"Content-Type": content_type} if content_type else None
         limit = self.timeouts.control + extra_time
-        task = self._deadlines.watch(limit) if kind == "control" else None
-        try:
+        limited = (
+            _Limit(self._deadlines, limit, lambda: self._timeout(what, limit))
+            if kind == "control"
+            else contextlib.nullcontext()
+        )
+        with limited:
             conn, resp = await self._exchange(method, target, headers, body, what)
             reusable = False
             try:
@@ -394,13 +427,6 @@ class Engine:
                     self._pool.release(conn)
                 else:
                     conn.close()
-        except asyncio.CancelledError:
-            if task is None or not self._deadlines.timed_out(task):
-                raise
-            raise self._timeout(what, limit) from None
-        finally:
-            if task is not None:
-                self._deadlines.forget(task)
 
     async def _exchange(
         self,
@@ -484,18 +510,10 @@ class Engine:
         target = await self._target(path, params, versioned=True)
         what = f"{method} {path}"
         limit = self.timeouts.control + extra_time
-        task = self._deadlines.watch(limit)
         headers = {"Content-Type": content_type} if content_type else None
-        try:
+        with _Limit(self._deadlines, limit, lambda: self._timeout(what, limit)):
             conn, resp = await self._exchange(method, target, headers, body, what)
             data = await self._read_all(conn, resp, what)
-        except asyncio.CancelledError:
-            if task is None or not self._deadlines.timed_out(task):
-                raise
-            raise self._timeout(what, limit) from None
-        finally:
-            if task is not None:
-                self._deadlines.forget(task)
         if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
             raise _error(resp, data, what, errors, subject)
         return orjson.loads(data) if data else None

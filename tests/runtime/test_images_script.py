@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ccdaemon.engine import Engine, archive, containers, images, streams
+from ccdaemon.runtime.platforms import platform_for
 
 if TYPE_CHECKING:
     import aiodocker
@@ -25,33 +26,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 GOENV = "localhost/ccdaemon/goenv:1.19"
 BASEOS = "localhost/ccdaemon/baseos:1"
-
-# Fabric release-2.5 (before 2.5.16) core/chaincode/platforms/golang/platform.go
-# buildScript, as /bin/sh -c runs it in the builder: %[1]s is the ldflags option, %[2]s
-# the chaincode's package path.
-FABRIC_GO_BUILD_SCRIPT = """
-set -e
-if [ -f "/chaincode/input/src/go.mod" ] && [ -d "/chaincode/input/src/vendor" ]; then
-    cd /chaincode/input/src
-    GO111MODULE=on go build -v -mod=vendor %[1]s -o /chaincode/output/chaincode %[2]s
-elif [ -f "/chaincode/input/src/go.mod" ]; then
-    cd /chaincode/input/src
-    GO111MODULE=on go build -v -mod=readonly %[1]s -o /chaincode/output/chaincode %[2]s
-elif [ -f "/chaincode/input/src/%[2]s/go.mod" ] && [ -d "/chaincode/input/src/%[2]s/vendor" ]; then
-    cd /chaincode/input/src/%[2]s
-    GO111MODULE=on go build -v -mod=vendor %[1]s -o /chaincode/output/chaincode .
-elif [ -f "/chaincode/input/src/%[2]s/go.mod" ]; then
-    cd /chaincode/input/src/%[2]s
-    GO111MODULE=on go build -v -mod=readonly %[1]s -o /chaincode/output/chaincode .
-else
-    GO111MODULE=off GOPATH=/chaincode/input:$GOPATH go build -v %[1]s -o /chaincode/output/chaincode %[2]s
-fi
-echo Done!
-"""  # noqa: E501 -- Fabric's text as it is
-# Fabric's default ldflags (-linkmode external -extldflags '-static') need gcc, which
-# goenv lacks; chaincode.golang.dynamicLink's empty ldflags give a static binary anyway
-# with CGO_ENABLED=0.
-DYNAMIC_LINK_LDFLAGS = ""
 
 GO_MOD = b"module example.com/ccstub\n\ngo 1.19\n"
 # A chaincode stand-in: prints its arguments and environment and exits. net/http pulls in
@@ -147,13 +121,11 @@ async def test_fabric_two_stage_go_build_runs_on_baseos(
     """Fabric 2.5's Go build in goenv, then an image FROM baseos with its output, runs."""
     assert {GOENV, BASEOS} <= built.keys()
     builder = made.container("builder")
-    script = FABRIC_GO_BUILD_SCRIPT.replace("%[1]s", DYNAMIC_LINK_LDFLAGS).replace(
-        "%[2]s", "example.com/ccstub"
-    )
+    # Fabric 2.5's Go build script, with the empty ldflags goenv needs (no gcc; with
+    # CGO_ENABLED=0 the binary is static anyway).
+    command = platform_for("golang").build_command("example.com/ccstub")
     await containers.create(
-        engine,
-        builder,
-        {"Image": GOENV, "Cmd": ["/bin/sh", "-c", script], "HostConfig": {"NetworkMode": "none"}},
+        engine, builder, {"Image": GOENV, "Cmd": command, "HostConfig": {"NetworkMode": "none"}}
     )
     # Fabric's code package: src/... (and META-INF/...) uploaded to /chaincode/input.
     package = archive.targz({"src/go.mod": GO_MOD, "src/main.go": MAIN_GO})
