@@ -13,7 +13,7 @@ goes back to the pool only when its response was read to the end; anything else
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import ssl
@@ -55,14 +55,13 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 -- stream sockets only
-        self._transport = transport
+        self._transport = cast("asyncio.Transport", transport)  # a stream socket's transport
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         self._buffer += data
-        if len(self._buffer) > self._HIGH_WATER and not self._reading_paused:
+        if len(self._buffer) > self._HIGH_WATER and self._transport and not self._reading_paused:
             self._reading_paused = True
-            self._transport.pause_reading()  # type: ignore[union-attr]
+            self._transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:  # noqa: D102
@@ -163,9 +162,9 @@ class Connection(asyncio.Protocol):
             if self._lost is not None:
                 raise self._lost
             raise asyncio.IncompleteReadError(bytes(self._buffer), None)
-        if self._reading_paused:
+        if self._reading_paused and self._transport is not None:
             self._reading_paused = False
-            self._transport.resume_reading()  # type: ignore[union-attr]
+            self._transport.resume_reading()
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
