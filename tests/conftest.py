@@ -10,9 +10,11 @@ in parallel, by ``scripts/engines up``, which is idempotent.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,3 +154,22 @@ def sleeper(seconds: int = 300, **extra: object) -> dict[str, object]:
 def shell(script: str, **extra: object) -> dict[str, object]:
     """A create body for a base-image container that runs a shell script, with no network."""
     return sleeper(0, Cmd=["/bin/sh", "-c", script], **extra)
+
+
+async def files_in(
+    engine: Engine, name: str, directory: str = "/etc/hyperledger/fabric"
+) -> dict[str, bytes]:
+    """The regular files under ``directory`` in the container, by absolute path."""
+    data = await containers.get_archive(engine, name, directory)
+    parent = directory.rsplit("/", 1)[0]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {
+            f"{parent}/{m.name}": tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isreg()
+        }
+
+
+async def no_build() -> None:
+    """A build callback for launches whose image exists: being called is a test failure."""
+    raise AssertionError("the image exists; nothing should be built")

@@ -21,7 +21,7 @@ from ccdaemon.engine import (
 from ccdaemon.launchqueue import LaunchQueue, Slot
 from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.dockervm import LaunchSpec
-from tests.conftest import BASE_IMAGE, TEST_LABEL, Made
+from tests.conftest import BASE_IMAGE, TEST_LABEL, Made, no_build
 
 if TYPE_CHECKING:
     import aiodocker
@@ -39,10 +39,6 @@ def spec(name: str, image: str = BASE_IMAGE) -> LaunchSpec:
         host_config={"NetworkMode": "none"},
         labels={TEST_LABEL: "1"},
     )
-
-
-async def no_build() -> None:
-    raise AssertionError("nothing should be built")
 
 
 async def test_work_for_one_name_reaches_the_engine_one_at_a_time_in_order(

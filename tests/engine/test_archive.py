@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ccdaemon.engine import ArchiveError, Engine, NoSuchContainer, NotFound, archive, containers
-from tests.conftest import Made, shell, sleeper
+from tests.conftest import Made, files_in, shell, sleeper
 
 if TYPE_CHECKING:
     import aiodocker
@@ -76,14 +76,7 @@ async def test_put_archive_places_files_in_container(engine: Engine, made: Made)
     name = made.container()
     await containers.create(engine, name, shell("cat /etc/hyperledger/fabric/peer.crt"))
     await containers.put_archive(engine, name, "/", archive.targz(TLS_FILES))
-    downloaded = await containers.get_archive(engine, name, "/etc/hyperledger/fabric")
-    with tarfile.open(fileobj=io.BytesIO(downloaded)) as tar:
-        found = {
-            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
-            for m in tar.getmembers()
-            if m.isreg()
-        }
-    assert found == {"fabric/" + path.rsplit("/", 1)[1]: data for path, data in TLS_FILES.items()}
+    assert await files_in(engine, name) == TLS_FILES
     await containers.start(engine, name)
     assert await containers.wait(engine, name) == 0
     async with containers.logs(engine, name) as frames:

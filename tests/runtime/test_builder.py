@@ -14,7 +14,7 @@ from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
 from ccdaemon.runtime.platforms import platform_for
-from tests.conftest import ROOT, TEST_LABEL, Made
+from tests.conftest import ROOT, TEST_LABEL, Made, no_build
 
 if TYPE_CHECKING:
     import aiodocker
@@ -117,10 +117,6 @@ async def test_go_chaincode_builds_launches_and_reports_to_the_peer(
     assert set(spec.env) <= set(report["env"])
     assert report["files"] == {path: data.decode() for path, data in files.items()}
     assert await dockervm.wait(engine, spec.container) == 0
-
-
-async def no_build() -> None:
-    raise AssertionError("the image was just built")
 
 
 @pytest.mark.usefixtures("fabric_images")

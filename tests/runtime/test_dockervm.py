@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from typing import TYPE_CHECKING
 
 import anyio
@@ -13,7 +11,7 @@ from ccdaemon.engine import Engine, EngineError, archive, containers, images, st
 from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.dockervm import LaunchSpec
 from ccdaemon.runtime.errors import StartupTimeout
-from tests.conftest import BASE_IMAGE, TEST_LABEL, Made, sleeper
+from tests.conftest import BASE_IMAGE, TEST_LABEL, Made, files_in, no_build, sleeper
 
 if TYPE_CHECKING:
     import aiodocker
@@ -36,20 +34,6 @@ def spec_for(made: Made, **changes: object) -> LaunchSpec:
     }
     fields.update(changes)
     return LaunchSpec(**fields)  # type: ignore[arg-type]
-
-
-async def no_build() -> None:
-    raise AssertionError("the image exists; nothing should be built")
-
-
-async def files_in(engine: Engine, name: str) -> dict[str, bytes]:
-    data = await containers.get_archive(engine, name, "/etc/hyperledger/fabric")
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        return {
-            "/etc/hyperledger/" + m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
-            for m in tar.getmembers()
-            if m.isreg()
-        }
 
 
 async def test_start_runs_the_container_as_specified(

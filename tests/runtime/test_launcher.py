@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
-import tarfile
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
-from ccdaemon.engine import BuildFailed, Engine, NoSuchImage, archive, containers, images
+from ccdaemon.engine import BuildFailed, Engine, NoSuchImage, archive, images
 from ccdaemon.launchqueue import LaunchQueue
 from ccdaemon.runtime.certs import ChaincodeCA
 from ccdaemon.runtime.errors import InvalidRequest, UnknownChaincodeType
 from ccdaemon.runtime.hostconfig import HostConfig
 from ccdaemon.runtime.launcher import Launcher, LaunchRequest, RuntimeConfig
 from ccdaemon.runtime.package import read_code_package
-from tests.conftest import BASE_IMAGE, ROOT, Made
+from tests.conftest import BASE_IMAGE, ROOT, Made, files_in
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -41,17 +39,6 @@ async def running(engine: Engine) -> AsyncIterator[Launcher]:
     """
     async with anyio.create_task_group() as group:
         yield Launcher(engine, LaunchQueue(group, engine_limit=8), ChaincodeCA.generate(), CONFIG)
-
-
-async def in_container(engine: Engine, name: str) -> dict[str, bytes]:
-    """The TLS files as the container holds them."""
-    data = await containers.get_archive(engine, name, "/etc/hyperledger/fabric")
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        return {
-            m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
-            for m in tar.getmembers()
-            if m.isreg()
-        }
 
 
 async def test_hundred_chaincodes_launch_at_once_and_stop_without_trace(
@@ -114,7 +101,10 @@ async def launch_hundred(
         assert f"CORE_CHAINCODE_ID_NAME={ccid}" in env
         assert "CORE_PEER_LOCALMSPID=Org1MSP" in env
         assert seen["Config"]["Labels"]["ccdaemon.ccid"] == ccid
-        files = await in_container(engine, container)
+        files = {
+            path.rsplit("/", 1)[1]: data
+            for path, data in (await files_in(engine, container)).items()
+        }
         assert sorted(files) == [
             "client.crt",
             "client.key",
