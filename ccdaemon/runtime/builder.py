@@ -15,17 +15,17 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 
 from ccdaemon.engine import BuildFailed, NoSuchImage, archive, containers, images, streams
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, remove_quietly
-from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL
+from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL, ROLE_LABEL
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from ccdaemon.engine import Engine
     from ccdaemon.runtime.platforms import Platform
@@ -46,6 +46,8 @@ class BuildRequest:
     code_package: bytes  # the .tar.gz the builder extracts into /chaincode/input
     path: str = ""  # the package metadata's path (the Go import path)
     fabric_version: str = "2.5.0"
+    #: More labels for the image and the builder container (the daemon's instance).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 async def build_image(
@@ -71,7 +73,7 @@ async def build_image(
             "binpackage.tar": binpackage,
         }
     )
-    labels = {MANAGED_LABEL: "true", CCID_LABEL: request.ccid}
+    labels = {MANAGED_LABEL: "true", CCID_LABEL: request.ccid, **request.labels}
     try:
         return await images.build(
             engine, context, request.image, labels=labels, network_mode="none", on_progress=progress
@@ -91,7 +93,12 @@ async def _compile(
         "Image": platform.builder_image,
         "Cmd": platform.build_command(request.path),
         "Env": list(platform.build_env),
-        "Labels": {MANAGED_LABEL: "true", CCID_LABEL: request.ccid, "ccdaemon.role": "builder"},
+        "Labels": {
+            MANAGED_LABEL: "true",
+            CCID_LABEL: request.ccid,
+            ROLE_LABEL: "builder",
+            **request.labels,
+        },
         "AttachStdout": True,
         "AttachStderr": True,
         "HostConfig": {"NetworkMode": "none"},

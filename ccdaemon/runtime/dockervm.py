@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from ccdaemon.engine import (
 from ccdaemon.runtime.errors import StartupTimeout
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 
     from anyio.abc import TaskGroup, TaskStatus
 
@@ -75,6 +76,7 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
     startup_timeout: float = 300.0,
     output: Callable[[streams.Line], object] | None = None,
     task_group: TaskGroup | None = None,
+    phases: MutableMapping[str, float] | None = None,
 ) -> str:
     """Launch the chaincode container; return its id once it has started.
 
@@ -89,6 +91,8 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
             (Fabric's vm.docker.attachStdout); needs ``task_group``, which owns the
             attached stream for the container's life.
         task_group: the group that owns the output stream.
+        phases: receives the seconds each step took (remove, create, build, attach,
+            upload, start), for the launch's answer and metrics.
 
     Raises:
         StartupTimeout: the launch took longer than ``startup_timeout``.
@@ -102,46 +106,77 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
     limit = max(startup_timeout, MIN_STARTUP_TIMEOUT)
     try:
         with anyio.fail_after(limit):
-            return await _start(engine, spec, build, output, task_group)
+            return await _start(
+                engine, spec, build, output=output, task_group=task_group, phase=_Phases(phases)
+            )
     except TimeoutError as exc:
         raise StartupTimeout(
             f"chaincode container {spec.container} did not start within {limit:g} s"
         ) from exc
 
 
-async def _start(
+async def _start(  # noqa: PLR0913 -- start's parts, passed on
     engine: Engine,
     spec: LaunchSpec,
     build: Callable[[], Awaitable[object]],
+    *,
     output: Callable[[streams.Line], object] | None,
     task_group: TaskGroup | None,
+    phase: _Phases,
 ) -> str:
     # 4. Clear the name. A forced remove alone reaches the state Fabric's stop t=0, kill
     # and forced remove reach (the container is killed and gone), in one call not three.
-    await remove_quietly(engine, spec.container)
+    with phase("remove"):
+        await remove_quietly(engine, spec.container)
     body = spec.create_body(attach=output is not None)
     # 5. Create; on a missing image build it, then create again.
     try:
-        container_id = await containers.create(engine, spec.container, body)
+        with phase("create"):
+            container_id = await containers.create(engine, spec.container, body)
     except NoSuchImage:
         log.info("image %s is missing; building it", spec.image)
-        await build()
-        container_id = await containers.create(engine, spec.container, body)
+        with phase("build"):
+            await build()
+        with phase("create"):
+            container_id = await containers.create(engine, spec.container, body)
     try:
         # 6. Attach before start, so no output is lost.
         if output is not None and task_group is not None:
-            await task_group.start(_relay, engine, spec.container, output)
+            with phase("attach"):
+                await task_group.start(_relay, engine, spec.container, output)
         # 7. Upload the TLS files, as one gzip-compressed tar at /.
         if spec.files:
-            await containers.put_archive(engine, spec.container, "/", archive.targz(spec.files))
+            with phase("upload"):
+                await containers.put_archive(engine, spec.container, "/", archive.targz(spec.files))
         # 8. Start.
-        await containers.start(engine, spec.container)
+        with phase("start"):
+            await containers.start(engine, spec.container)
     except BaseException:
         # A failed or cancelled launch removes what it made (shielded, with its own limit).
         with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
             await remove_quietly(engine, spec.container)
         raise
     return container_id
+
+
+class _Phases:
+    """Adds the seconds each step takes to a mapping (create runs twice after a build)."""
+
+    __slots__ = ("_into",)
+
+    def __init__(self, into: MutableMapping[str, float] | None) -> None:
+        self._into = into
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self._into is None:
+            yield
+            return
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._into[name] = self._into.get(name, 0.0) + time.perf_counter() - began
 
 
 async def _relay(
@@ -167,6 +202,22 @@ async def _relay(
     log.debug("container %s has closed its output", name)
 
 
+async def follow(
+    engine: Engine, name: str, output: Callable[[streams.Line], object], tail: int
+) -> None:
+    """Pass on a running container's output, its last ``tail`` lines first, until it ends.
+
+    For containers launched before the daemon started: attaching would replay all their
+    output, so this reads the logs instead, followed.
+    """
+    try:
+        async with containers.logs(engine, name, follow=True, tail=tail) as frames:
+            async for line in streams.lines(frames):
+                output(line)
+    except (EngineUnavailable, NoSuchContainer) as exc:
+        log.warning("output of container %s is no longer followed: %s", name, exc)
+
+
 async def remove_quietly(engine: Engine, name: str) -> None:
     """Remove the container by force; a container that is already gone is no error."""
     with contextlib.suppress(NoSuchContainer):
@@ -175,22 +226,31 @@ async def remove_quietly(engine: Engine, name: str) -> None:
 
 async def stop(
     engine: Engine, name: str, *, grace: int = 0, dontkill: bool = False, dontremove: bool = False
-) -> None:
+) -> int | None:
     """Fabric's stopInternal: stop with ``grace`` seconds, kill, remove by force.
 
-    Only errors that mean "already so" are ignored (no such container, not running);
-    any other error of a step is raised after the remaining steps have run.
+    Returns the container's exit code (read once it no longer runs, before the remove),
+    or None when there was no container. Only errors that mean "already so" are ignored
+    (no such container, not running); any other error of a step is raised after the
+    remaining steps have run.
 
     Raises:
         EngineError: a step failed for another reason.
         EngineUnavailable: the engine could not be reached.
     """
     failure: EngineError | None = None
+    exit_code: int | None = None
+
+    async def read_exit_code() -> None:
+        nonlocal exit_code
+        exit_code = await containers.wait(engine, name)  # at once: it is not running
+
     steps: list[Callable[[], Awaitable[None]]] = [
         lambda: containers.stop(engine, name, grace=grace)
     ]
     if not dontkill:
         steps.append(lambda: containers.kill(engine, name))
+    steps.append(read_exit_code)
     if not dontremove:
         steps.append(lambda: containers.remove(engine, name, force=True))
     for step in steps:
@@ -202,6 +262,7 @@ async def stop(
             failure = failure or exc
     if failure is not None:
         raise failure
+    return exit_code
 
 
 async def wait(engine: Engine, name: str) -> int:

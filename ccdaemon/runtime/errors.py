@@ -6,7 +6,8 @@ CcdaemonError
     │   └── UnknownChaincodeType   a chaincode type no platform handles
     ├── PackageError               a code package that cannot be read safely
     │   └── PackageTooLarge        a package over the configured size limit
-    └── StartupTimeout             the launch did not finish within the startup timeout
+    ├── StartupTimeout             the launch did not finish within the startup timeout
+    └── UnknownChaincode           no managed chaincode has that id
 """
 
 from __future__ import annotations
@@ -40,3 +41,11 @@ class PackageTooLarge(PackageError):
 
 class StartupTimeout(LaunchError):
     """Raised when a launch does not finish within the startup timeout."""
+
+
+class UnknownChaincode(LaunchError):
+    """Raised for a chaincode id the daemon does not manage."""
+
+    def __init__(self, ccid: str) -> None:
+        super().__init__(f"no managed chaincode {ccid!r}")
+        self.ccid = ccid

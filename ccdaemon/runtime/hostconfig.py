@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 #: Labels on every container and image ccdaemon makes; nothing without them is touched.
 MANAGED_LABEL = "ccdaemon.managed"
 CCID_LABEL = "ccdaemon.ccid"
+#: Which daemon made it: several daemons (peers) may share one engine.
+INSTANCE_LABEL = "ccdaemon.instance"
+#: Set to "builder" on the ephemeral containers that compile chaincode.
+ROLE_LABEL = "ccdaemon.role"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ccdaemon.engine import NoSuchImage
+from ccdaemon.engine import NoSuchImage, images
 from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
-from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL, HostConfig
+from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL, HostConfig
 from ccdaemon.runtime.launchconfig import ChaincodeLogging, Layout, launch_config
 from ccdaemon.runtime.naming import names
-from ccdaemon.runtime.platforms import platform_for
+from ccdaemon.runtime.platforms import PlatformImages, platform_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from anyio.abc import TaskGroup
 
@@ -49,6 +50,18 @@ class RuntimeConfig:
     attach_stdout: bool = False
     #: How many lines of each chaincode's output are kept.
     output_lines: int = 200
+    #: The ``ccdaemon.instance`` label value: which daemon owns a container or image.
+    instance: str = "default"
+    #: Builder and runtime image per language (core.yaml chaincode.builder, *.runtime).
+    images: PlatformImages = field(default_factory=PlatformImages)
+
+    def owner_labels(self) -> dict[str, str]:
+        """The labels that mark a container or image as this daemon's."""
+        return {MANAGED_LABEL: "true", INSTANCE_LABEL: self.instance}
+
+    def labels(self, ccid: str) -> dict[str, str]:
+        """The labels of everything made for ``ccid``."""
+        return {**self.owner_labels(), CCID_LABEL: ccid}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +79,25 @@ class LaunchRequest:
 
 @dataclass(frozen=True, slots=True)
 class Launched:
-    """What a launch made."""
+    """What a launch made, and how long each step took (seconds; ``queue`` is the wait)."""
 
     container: str
     container_id: str
     image: str
+    built: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Launcher:
     """Launches and stops chaincode containers on one engine, through one queue.
 
-    With ``attach_stdout``, ``task_group`` owns each chaincode's output relay for as long
-    as the container writes; the relays end by themselves when their container stops.
+    ``host_config``, when given, is the engine HostConfig of every chaincode (the daemon's
+    policy applied to ``config.host_config``). With ``attach_stdout``, ``task_group`` owns
+    each chaincode's output relay for as long as the container writes; the relays end by
+    themselves when their container stops.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 -- the launcher's collaborators, each named
         self,
         engine: Engine,
         queue: LaunchQueue,
@@ -88,6 +105,7 @@ class Launcher:
         config: RuntimeConfig,
         *,
         task_group: TaskGroup | None = None,
+        host_config: Mapping[str, Any] | None = None,
     ) -> None:
         if config.attach_stdout and task_group is None:
             raise ValueError("attach_stdout needs a task group to own the output relays")
@@ -96,6 +114,8 @@ class Launcher:
         self._ca = ca
         self._config = config
         self._group = task_group
+        # Fixed per daemon: the policy's limits merged over hostConfig, made once.
+        self._host_config = dict(host_config or config.host_config.to_engine())
         self._output: dict[str, collections.deque[str]] = {}
 
     def output(self, ccid: str) -> list[str]:
@@ -130,18 +150,26 @@ class Launcher:
             layout=self._config.layout,
             logging=self._config.logging,
         )
-        build_request = self._build_request(request, image)
+        build_request = (
+            None
+            if request.package is None
+            else self._build_request(request.ccid, request.package, image)
+        )
         spec = LaunchSpec(
             container=container,
             image=image,
             args=config.args,
             env=config.env,
             files=config.files,
-            host_config=self._config.host_config.to_engine(),
-            labels={MANAGED_LABEL: "true", CCID_LABEL: request.ccid},
+            host_config=self._host_config,
+            labels=self._config.labels(request.ccid),
         )
+        timings: dict[str, float] = {}
+        queued = time.perf_counter()
 
         async def work(slot: Slot) -> str:
+            timings["queue"] = time.perf_counter() - queued
+
             async def build() -> None:
                 if build_request is None:
                     raise NoSuchImage(
@@ -158,10 +186,18 @@ class Launcher:
                 startup_timeout=self._config.startup_timeout,
                 output=self._relay(container) if self._config.attach_stdout else None,
                 task_group=self._group,
+                phases=timings,
             )
 
         container_id = await self._queue.run(container, work)
-        return Launched(container=container, container_id=container_id, image=image)
+        timings["total"] = time.perf_counter() - queued
+        return Launched(
+            container=container,
+            container_id=container_id,
+            image=image,
+            built="build" in timings,
+            timings=timings,
+        )
 
     def _relay(self, container: str) -> Callable[[streams.Line], None]:
         """Where one chaincode's lines go: its logger, and its kept tail."""
@@ -174,27 +210,70 @@ class Launcher:
 
         return relay
 
-    async def stop(self, ccid: str, *, grace: int = 0) -> None:
-        """Fabric's ContainerRuntime.Stop: stop with ``grace``, kill, remove, in its turn."""
+    async def stop(
+        self, ccid: str, *, grace: int = 0, dontkill: bool = False, dontremove: bool = False
+    ) -> int | None:
+        """Fabric's ContainerRuntime.Stop: stop with ``grace``, kill, remove, in its turn.
+
+        Returns the container's exit code, or None when it had no container.
+        """
         container, _ = self.names(ccid)
 
-        async def work(_: Slot) -> None:
-            await dockervm.stop(self._engine, container, grace=grace)
+        async def work(_: Slot) -> int | None:
+            return await dockervm.stop(
+                self._engine, container, grace=grace, dontkill=dontkill, dontremove=dontremove
+            )
 
-        await self._queue.run(container, work)
+        return await self._queue.run(container, work)
 
-    def _build_request(self, request: LaunchRequest, image: str) -> BuildRequest | None:
-        package = request.package
-        if package is None:
-            return None
+    async def build(
+        self,
+        ccid: str,
+        package: ChaincodePackage,
+        *,
+        progress: Callable[[str], object] | None = None,
+    ) -> tuple[str, bool]:
+        """Make the image of ``ccid`` from ``package`` unless the engine has it (build at install).
+
+        Returns the image name and whether it was built now. Builds of one image share
+        the queue's one build, launches' included.
+        """
+        _, image = self.names(ccid)
+        request = self._build_request(ccid, package, image)
+        try:
+            await images.inspect(self._engine, image)
+        except NoSuchImage:
+            await self._queue.build_once(
+                image, lambda: build_image(self._engine, request, progress=progress)
+            )
+            return image, True
+        return image, False
+
+    def follow(self, container: str) -> None:
+        """Relay a running container's output found at daemon start (re-adoption).
+
+        The relay starts from the kept number of past lines, in the launcher's task group.
+        """
+        if not self._config.attach_stdout or self._group is None:
+            return
+        self._group.start_soon(
+            dockervm.follow,
+            self._engine,
+            container,
+            self._relay(container),
+            self._config.output_lines,
+        )
+
+    def _build_request(self, ccid: str, package: ChaincodePackage, image: str) -> BuildRequest:
         # Checked now, not when the build happens: a bad type or path never reaches the engine.
-        platform = platform_for(package.type)
+        platform = platform_for(package.type, self._config.images)
         platform.build_script(package.path)
         return BuildRequest(
-            ccid=request.ccid,
+            ccid=ccid,
             image=image,
             platform=platform,
             code_package=package.code,
             path=package.path,
             fabric_version=self._config.fabric_version,
+            labels={INSTANCE_LABEL: self._config.instance},
         )
