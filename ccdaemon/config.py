@@ -1,0 +1,697 @@
+"""ccdaemon's configuration: loaded once at start into frozen dataclasses.
+
+Each setting is taken from the first of these that gives it:
+
+1. the environment: ``CCDAEMON_<SECTION>_<KEY>`` in upper case (``CCDAEMON_ENGINE_ENDPOINT``,
+   ``CCDAEMON_RUNTIME_LOGGING_LEVEL``, ``CCDAEMON_INSTANCE``), read as the key's type;
+   ``CCDAEMON_SOCKET`` is also read for ``listen.socket`` and ``CCDAEMON_CORE_YAML`` for
+   ``fabric.core_yaml``. For a setting that may be unset, an empty value unsets it;
+2. the TOML file (``load``'s path, else ``$CCDAEMON_CONFIG``); relative paths in it are
+   relative to its directory, as Fabric reads paths in core.yaml;
+3. the peer's core.yaml named by ``[fabric] core_yaml`` (see ``ccdaemon.coreyaml``);
+4. the defaults below, with ``$DOCKER_HOST`` in place of ``engine.endpoint``'s.
+
+A key the TOML file does not know is an error, not ignored: a mistyped key would
+otherwise leave its default in force without a word. Every error is a ``ConfigError``
+that names where the value came from (the file, or ``environment``) and its key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from ccdaemon.coreyaml import ConfigError, import_core_yaml
+from ccdaemon.engine.transport import CLIENT_MAX_API, CLIENT_MIN_API, APIVersion, TLSFiles
+from ccdaemon.runtime.errors import InvalidRequest
+from ccdaemon.runtime.hostconfig import HostConfig
+from ccdaemon.runtime.launchconfig import ChaincodeLogging
+from ccdaemon.runtime.launcher import RuntimeConfig
+from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
+from ccdaemon.runtime.platforms import PlatformImages
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "Config",
+    "ConfigError",
+    "EngineConfig",
+    "ListenConfig",
+    "LogConfig",
+    "PolicyConfig",
+    "ShutdownConfig",
+    "env_name",
+    "load",
+]
+
+#: The engine's socket when neither the configuration nor ``$DOCKER_HOST`` names one.
+DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """Where the daemon serves its API (``[listen]``).
+
+    Attributes:
+        socket: the Unix socket, for the peer on the same host.
+        socket_mode: the socket's permission bits (TOML: ``"0660"`` or ``0o660``).
+        socket_group: the group given the socket, so that the peer's user can reach it.
+        tcp: ``host:port`` to serve on as well, with mutual TLS only: needs ``tcp_ca``
+            (which signs the clients' certificates), ``tcp_cert`` and ``tcp_key``.
+        tcp_ca: see ``tcp``.
+        tcp_cert: see ``tcp``.
+        tcp_key: see ``tcp``.
+    """
+
+    socket: Path = Path("/run/ccdaemon/ccdaemon.sock")
+    socket_mode: int = 0o660
+    socket_group: str | None = None
+    tcp: str | None = None
+    tcp_ca: Path | None = None
+    tcp_cert: Path | None = None
+    tcp_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The container engine (``[engine]``), as Fabric's ``vm.endpoint`` and ``vm.docker.tls``.
+
+    Attributes:
+        endpoint: ``unix:///path``, ``tcp://host:port`` or ``https://host:port``.
+            ``load`` uses ``$DOCKER_HOST`` instead of this default when it is set.
+        tls: client TLS files for a tcp endpoint; None for a Unix socket.
+        api_version: pin this Docker Engine API version; None negotiates it.
+        engine_limit: pieces of work sent to the engine at once (the launch queue's bound).
+        build_limit: image builds at once.
+    """
+
+    endpoint: str = DEFAULT_ENDPOINT
+    tls: TLSFiles | None = None
+    api_version: str | None = None
+    engine_limit: int = 8
+    build_limit: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Limits ccdaemon puts on every chaincode container, on top of core.yaml (``[policy]``).
+
+    Attributes:
+        memory: bytes, used when core.yaml's hostConfig sets no Memory; Fabric's sample
+            core.yaml sets this value, so a peer importing it sees no change. 0: none.
+        cpus: CPUs per container (``1.5`` = one and a half), sent as NanoCpus; 0: none.
+        pids_limit: processes per container, against fork bombs; 0: none.
+        no_new_privileges: add ``no-new-privileges`` to SecurityOpt, so that setuid
+            binaries in a chaincode image cannot gain privileges.
+        max_package_size: the largest code package accepted, in bytes.
+    """
+
+    memory: int = 2147483648
+    cpus: float = 0.0
+    pids_limit: int = 1024
+    no_new_privileges: bool = True
+    max_package_size: int = DEFAULT_MAX_SIZE
+
+    def apply(self, host_config: dict[str, Any]) -> dict[str, Any]:
+        """Add this policy to a HostConfig JSON (``HostConfig.to_engine()``'s output).
+
+        Only what core.yaml left unset is added; nothing it set is changed or removed.
+
+        Args:
+            host_config: the HostConfig JSON; not modified.
+
+        Returns:
+            A new HostConfig JSON with Memory, NanoCpus, PidsLimit and SecurityOpt added
+            where the policy asks for them.
+        """
+        result = dict(host_config)
+        if self.memory and not result.get("Memory"):
+            result["Memory"] = self.memory
+        # The engine refuses NanoCpus next to CpuQuota or CpuPeriod, and core.yaml's
+        # own CPU limit wins over the policy's.
+        cpu_set = any(result.get(k) for k in ("NanoCpus", "CpuQuota", "CpuPeriod"))
+        if self.cpus and not cpu_set:
+            result["NanoCpus"] = round(self.cpus * 1e9)
+        if self.pids_limit and not result.get("PidsLimit"):
+            result["PidsLimit"] = self.pids_limit
+        options = list(result.get("SecurityOpt") or [])
+        if self.no_new_privileges and not any(
+            o.partition(":")[0].partition("=")[0] == "no-new-privileges" for o in options
+        ):
+            result["SecurityOpt"] = [*options, "no-new-privileges"]
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    """What the daemon does on SIGTERM (``[shutdown]``).
+
+    Attributes:
+        stop_chaincodes: stop every chaincode container too, as a Fabric 2.x peer does
+            when it stops. Off by default: the chaincodes keep serving the peer, which
+            does not depend on ccdaemon staying up.
+        grace: seconds in-flight launches get to finish.
+        stop_timeout: seconds each chaincode gets between SIGTERM and SIGKILL when
+            ``stop_chaincodes``.
+    """
+
+    stop_chaincodes: bool = False
+    grace: float = 30.0
+    stop_timeout: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The daemon's own log (``[log]``); chaincode logging is ``[runtime.logging]``.
+
+    Attributes:
+        format: ``console`` (human-readable lines) or ``json`` (one object per line).
+        level: a ``logging`` level name, upper case.
+    """
+
+    format: Literal["console", "json"] = "console"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, as ``load`` returns it.
+
+    Attributes:
+        listen: where the API is served.
+        engine: the container engine.
+        runtime: Fabric's peer-wide launch settings; its ``instance`` is ``instance``.
+        images: builder and runtime image per language.
+        ca_cert: the chaincode CA's certificate file (``[ca] cert``), with ``ca_key``;
+            both None: a CA is generated at each start, as a Fabric peer does.
+        ca_key: the chaincode CA's key file (``[ca] key``).
+        policy: limits put on every chaincode container.
+        shutdown: what SIGTERM does.
+        log: the daemon's own log.
+        instance: the ``ccdaemon.instance`` label value: which daemon owns a container,
+            when several daemons (peers) share one engine.
+        core_yaml: the peer's core.yaml that was imported, if any.
+        source: the TOML file read, if any.
+    """
+
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    images: PlatformImages = field(default_factory=PlatformImages)
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    instance: str = "default"
+    core_yaml: Path | None = None
+    source: Path | None = None
+
+
+# --- how each key is read ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How one key is read: ``check`` takes the TOML value, ``text`` an environment string.
+
+    Both raise ValueError with the message that follows the key in a ConfigError.
+    """
+
+    check: Callable[[object], object]
+    text: Callable[[str], object]
+
+
+def _must(expected: str, value: object) -> ValueError:
+    return ValueError(f"must be {expected}, got {value!r}")
+
+
+def _string_kind(expected: str, valid: Callable[[str], bool]) -> _Kind:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or not valid(value):
+            raise _must(expected, value)
+        return value
+
+    return _Kind(check, check)
+
+
+def _any_string() -> _Kind:
+    return _string_kind("a string", lambda _: True)
+
+
+def _whole(minimum: int) -> _Kind:
+    expected = f"a whole number >= {minimum}"
+
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _must(expected, value)
+        return value
+
+    def text(raw: str) -> int:
+        try:
+            return check(int(raw))
+        except ValueError:
+            raise _must(expected, raw) from None
+
+    return _Kind(check, text)
+
+
+def _number(minimum: float) -> _Kind:
+    expected = f"a number >= {minimum:g}"
+
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _must(expected, value)
+        if not math.isfinite(value) or value < minimum:
+            raise _must(expected, value)
+        return float(value)
+
+    def text(raw: str) -> float:
+        try:
+            return check(float(raw))
+        except ValueError:
+            raise _must(expected, raw) from None
+
+    return _Kind(check, text)
+
+
+_TRUE = {"1", "true", "yes"}
+_FALSE = {"0", "false", "no"}
+
+
+def _boolean() -> _Kind:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise _must("true or false", value)
+        return value
+
+    def text(raw: str) -> bool:
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise _must("one of 1, true, yes, 0, false, no", raw)
+        return word in _TRUE
+
+    return _Kind(check, text)
+
+
+def _path() -> _Kind:
+    def check(value: object) -> Path:
+        if not isinstance(value, str) or not value:
+            raise _must("a file path", value)
+        return Path(value)
+
+    return _Kind(check, check)
+
+
+def _optional(kind: _Kind) -> _Kind:
+    """``kind``, or None for an empty string: how the environment unsets a TOML setting."""
+
+    def check(value: object) -> object:
+        return None if value == "" else kind.check(value)
+
+    def text(raw: str) -> object:
+        return None if raw == "" else kind.text(raw)
+
+    return _Kind(check, text)
+
+
+_MAX_MODE = 0o777
+
+
+def _mode() -> _Kind:
+    expected = 'permission bits, such as "0660" or 0o660'
+
+    def check(value: object) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.removeprefix("0o"), 8)
+            except ValueError:
+                raise _must(expected, value) from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_MODE:
+            raise _must(expected, value)
+        return value
+
+    return _Kind(check, check)
+
+
+def _choice(*options: str) -> _Kind:
+    return _string_kind(f"one of {', '.join(options)}", lambda v: v in options)
+
+
+def _level() -> _Kind:
+    names = logging.getLevelNamesMapping()
+
+    def check(value: object) -> str:
+        if not isinstance(value, str) or value.upper() not in names:
+            raise _must(f"a log level ({', '.join(sorted(names))})", value)
+        return value.upper()
+
+    return _Kind(check, check)
+
+
+def _api_version(value: str) -> bool:
+    try:
+        version = APIVersion.parse(value)
+    except ValueError:
+        return False
+    return CLIENT_MIN_API <= version <= CLIENT_MAX_API
+
+
+def _endpoint(value: str) -> bool:
+    # The engine client's own rule: a bare path is a Unix socket, else unix:// with a
+    # path, or tcp://, http:// or https:// with a host (the port has a default).
+    if value.startswith("/"):
+        return True
+    parts = urlsplit(value)
+    if parts.scheme == "unix":
+        return parts.path.startswith("/")
+    return parts.scheme in {"tcp", "http", "https"} and bool(parts.hostname)
+
+
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})", re.ASCII)
+_MAX_PORT = 65535
+
+
+def _host_port(value: str) -> bool:
+    match = _HOST_PORT.fullmatch(value)
+    return match is not None and 1 <= int(match.group(1)) <= _MAX_PORT
+
+
+# Fabric's version goes into a Dockerfile unquoted; a label value into engine filters.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
+_INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)
+
+_IMAGE_NAMES = tuple(f.name for f in fields(PlatformImages))
+_LOG_KEYS = tuple(f.name for f in fields(ChaincodeLogging))
+_TLS_KEYS = ("ca", "cert", "key")
+
+#: Every scalar key, dotted as in the TOML file.
+_KEYS: dict[str, _Kind] = {
+    "instance": _string_kind(
+        "a label value (letters, digits, '._-')", lambda v: bool(_INSTANCE.fullmatch(v))
+    ),
+    "listen.socket": _path(),
+    "listen.socket_mode": _mode(),
+    "listen.socket_group": _optional(_any_string()),
+    "listen.tcp": _optional(_string_kind("host:port", _host_port)),
+    "listen.tcp_ca": _optional(_path()),
+    "listen.tcp_cert": _optional(_path()),
+    "listen.tcp_key": _optional(_path()),
+    "engine.endpoint": _string_kind(
+        "unix:///path, tcp://host:port or https://host:port", _endpoint
+    ),
+    **{f"engine.tls.{name}": _optional(_path()) for name in _TLS_KEYS},
+    "engine.api_version": _optional(
+        _string_kind(f"an API version from {CLIENT_MIN_API} to {CLIENT_MAX_API}", _api_version)
+    ),
+    "engine.engine_limit": _whole(1),
+    "engine.build_limit": _whole(1),
+    "runtime.network_id": _any_string(),
+    "runtime.peer_id": _any_string(),
+    "runtime.startup_timeout": _number(0),
+    "runtime.layout": _choice("2.x", "1.4"),
+    "runtime.attach_stdout": _boolean(),
+    "runtime.output_lines": _whole(0),
+    "runtime.fabric_version": _string_kind("a version", lambda v: bool(_VERSION.fullmatch(v))),
+    **{f"runtime.logging.{name}": _any_string() for name in _LOG_KEYS},
+    **{f"images.{name}": _any_string() for name in _IMAGE_NAMES},
+    "ca.cert": _optional(_path()),
+    "ca.key": _optional(_path()),
+    "policy.memory": _whole(0),
+    "policy.cpus": _number(0),
+    "policy.pids_limit": _whole(0),
+    "policy.no_new_privileges": _boolean(),
+    "policy.max_package_size": _whole(1),
+    "shutdown.stop_chaincodes": _boolean(),
+    "shutdown.grace": _number(0),
+    "shutdown.stop_timeout": _whole(0),
+    "log.format": _choice("console", "json"),
+    "log.level": _level(),
+    "fabric.core_yaml": _optional(_path()),
+}
+
+#: Tables of the TOML file. ``engine.tls`` given in the TOML replaces core.yaml's TLS
+#: as a whole (so ``tls = {}`` turns it off); ``runtime.host_config`` holds core.yaml's
+#: hostConfig keys, read by HostConfig, each replacing the same key from core.yaml.
+_TABLES = frozenset(
+    {"listen", "engine", "engine.tls", "runtime", "runtime.logging", "runtime.host_config"}
+    | {"images", "ca", "policy", "shutdown", "log", "fabric"}
+)
+
+#: Other names the environment may use: ``CCDAEMON_SOCKET`` is also the CLI's.
+_ALIASES = {"CCDAEMON_SOCKET": "listen.socket", "CCDAEMON_CORE_YAML": "fabric.core_yaml"}
+
+_HOST_CONFIG = "runtime.host_config"
+_HOST_CONFIG_FIELDS = {f.metadata["key"].lower(): f.name for f in fields(HostConfig)}
+
+
+def env_name(key: str) -> str:
+    """The variable that overrides a dotted key: ``log.level``: ``CCDAEMON_LOG_LEVEL``."""
+    return "CCDAEMON_" + key.replace(".", "_").upper()
+
+
+# --- layers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    """One value and where it was written, for the error if it is refused later."""
+
+    value: Any
+    where: str
+    key: str
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(self.where, self.key, message)
+
+
+@dataclass(slots=True)
+class _Layer:
+    """The settings of one source; ``tables`` are TOML tables that replace lower layers'."""
+
+    values: dict[str, _Setting] = field(default_factory=dict)
+    tables: set[str] = field(default_factory=set)
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Load the configuration: defaults < core.yaml < TOML file < environment.
+
+    Args:
+        path: the TOML file; None reads ``$CCDAEMON_CONFIG`` if set, else no file.
+        environ: the environment to read ``CCDAEMON_*`` and ``DOCKER_HOST`` from.
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ConfigError: a file cannot be read or parsed, a key is unknown, or a value is
+            refused; the message names the file (or ``environment``) and the key.
+    """
+    if path is None and environ.get("CCDAEMON_CONFIG"):
+        path = Path(environ["CCDAEMON_CONFIG"])
+    docker_host = _docker_host(environ)
+    toml = _read_toml(path) if path is not None else _Layer()
+    env = _read_env(environ)
+    # core.yaml's own place and the Fabric version its image names need come first.
+    merged = _merge(docker_host, toml, env)
+    core = merged.get("fabric.core_yaml")
+    core_yaml: Path | None = core.value if core is not None else None
+    if core_yaml is not None:
+        version = merged.get("runtime.fabric_version")
+        imported = import_core_yaml(
+            core_yaml,
+            fabric_version=version.value if version else RuntimeConfig().fabric_version,
+        )
+        layer = _Layer(
+            {
+                k: _Setting(v, str(core_yaml), imported.origins[k])
+                for k, v in imported.values.items()
+            }
+        )
+        merged = _merge(docker_host, layer, toml, env)
+    return _build(merged, core_yaml=core_yaml, source=path)
+
+
+def _read_toml(path: Path) -> _Layer:
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except OSError as err:
+        raise ConfigError(path, None, f"cannot read the configuration: {err}") from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(path, None, f"not valid TOML: {err}") from err
+    layer = _Layer()
+    for key, raw in _walk(path, "", document, layer):
+        try:
+            value = _KEYS[key].check(raw)
+        except ValueError as err:
+            raise ConfigError(path, key, str(err)) from err
+        if isinstance(value, Path) and not value.is_absolute():
+            value = path.parent / value
+        layer.values[key] = _Setting(value, str(path), key)
+    return layer
+
+
+def _walk(
+    path: Path, prefix: str, table: dict[str, Any], layer: _Layer
+) -> Iterator[tuple[str, Any]]:
+    """Yield each scalar key of ``table`` with its value; refuse keys nobody reads.
+
+    Raises:
+        ConfigError: an unknown key, a table where a value belongs or the reverse, or
+            (through the caller's check) a refused value.
+    """
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if key == _HOST_CONFIG:
+            layer.values[key] = _toml_host_config(path, value)
+            layer.tables.add(key)
+        elif key in _TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(path, key, f"must be a table, got {value!r}")
+            layer.tables.add(key)
+            yield from _walk(path, f"{key}.", value, layer)
+        elif key in _KEYS:
+            yield key, value
+        else:
+            known = sorted(
+                {
+                    k.removeprefix(prefix).split(".")[0]
+                    for k in (*_KEYS, *_TABLES)
+                    if k.startswith(prefix)
+                }
+            )
+            raise ConfigError(path, key, f"unknown key (known here: {', '.join(known)})")
+
+
+def _toml_host_config(path: Path, value: object) -> _Setting:
+    """``[runtime.host_config]``: only the keys given, as HostConfig field -> value."""
+    if not isinstance(value, dict):
+        raise ConfigError(path, _HOST_CONFIG, f"must be a table, got {value!r}")
+    try:
+        given = HostConfig.from_core_yaml(value)
+    except InvalidRequest as err:
+        key = f"runtime.host_config.{err.field.removeprefix('hostConfig.')}"
+        raise ConfigError(path, key, str(err).removeprefix(f"{err.field}: ")) from err
+    names = [_HOST_CONFIG_FIELDS[k.lower()] for k in value]
+    return _Setting({n: getattr(given, n) for n in names}, str(path), _HOST_CONFIG)
+
+
+def _read_env(environ: Mapping[str, str]) -> _Layer:
+    layer = _Layer()
+    given: dict[str, tuple[str, str]] = {}  # key -> (variable, text), to catch disagreement
+    for name, key in ({env_name(key): key for key in _KEYS} | _ALIASES).items():
+        raw = environ.get(name)
+        if raw is None:
+            continue
+        other, other_raw = given.setdefault(key, (name, raw))
+        if other_raw != raw:
+            raise ConfigError("environment", name, f"disagrees with {other}; set only one")
+        try:
+            value = _KEYS[key].text(raw)
+        except ValueError as err:
+            raise ConfigError("environment", name, str(err)) from err
+        layer.values[key] = _Setting(value, "environment", name)
+    return layer
+
+
+def _docker_host(environ: Mapping[str, str]) -> _Layer:
+    """The lowest layer: ``$DOCKER_HOST``, the engine every Docker client uses by default."""
+    raw = environ.get("DOCKER_HOST")
+    if not raw:
+        return _Layer()
+    try:
+        value = _KEYS["engine.endpoint"].text(raw)
+    except ValueError as err:
+        raise ConfigError("environment", "DOCKER_HOST", str(err)) from err
+    return _Layer({"engine.endpoint": _Setting(value, "environment", "DOCKER_HOST")})
+
+
+def _merge(*layers: _Layer) -> dict[str, _Setting]:
+    """Later layers win; a TOML ``engine.tls`` table drops the TLS files of lower ones."""
+    merged: dict[str, _Setting] = {}
+    for layer in layers:
+        if "engine.tls" in layer.tables:
+            for name in _TLS_KEYS:
+                merged.pop(f"engine.tls.{name}", None)
+        for key, setting in layer.values.items():
+            if key == _HOST_CONFIG and isinstance(setting.value, dict):
+                # The TOML's keys, over core.yaml's HostConfig or the default one.
+                below = merged.get(key)
+                base = below.value if below is not None else HostConfig()
+                merged[key] = replace(setting, value=replace(base, **setting.value))
+            else:
+                merged[key] = setting
+    return merged
+
+
+# --- the dataclasses ------------------------------------------------------------------
+
+
+def _section(merged: Mapping[str, _Setting], name: str) -> dict[str, Any]:
+    """The settings directly in section ``name``, by field name."""
+    prefix = f"{name}."
+    return {
+        key.removeprefix(prefix): setting.value
+        for key, setting in merged.items()
+        if key.startswith(prefix) and "." not in key.removeprefix(prefix)
+    }
+
+
+def _build(
+    merged: Mapping[str, _Setting], *, core_yaml: Path | None, source: Path | None
+) -> Config:
+    listen = ListenConfig(**_section(merged, "listen"))
+    _check_listen(listen, merged)
+    tls_files = {k: v for k, v in _section(merged, "engine.tls").items() if v is not None}
+    engine = EngineConfig(
+        **_section(merged, "engine"), tls=TLSFiles(**tls_files) if tls_files else None
+    )
+    instance = merged["instance"].value if "instance" in merged else Config().instance
+    try:
+        images = PlatformImages(**_section(merged, "images"))
+    except InvalidRequest as err:
+        raise merged[err.field].error(str(err).removeprefix(f"{err.field}: ")) from err
+    runtime = RuntimeConfig(
+        **{"host_config": HostConfig(), **_section(merged, "runtime")},
+        logging=ChaincodeLogging(**_section(merged, "runtime.logging")),
+        instance=instance,
+        images=images,
+    )
+    ca = _section(merged, "ca")
+    if (ca.get("cert") is None) != (ca.get("key") is None):
+        given = merged["ca.cert" if ca.get("cert") is not None else "ca.key"]
+        raise given.error("the chaincode CA needs both [ca] cert and key, or neither")
+    return Config(
+        listen=listen,
+        engine=engine,
+        runtime=runtime,
+        images=images,
+        ca_cert=ca.get("cert"),
+        ca_key=ca.get("key"),
+        policy=PolicyConfig(**_section(merged, "policy")),
+        shutdown=ShutdownConfig(**_section(merged, "shutdown")),
+        log=LogConfig(**_section(merged, "log")),
+        instance=instance,
+        core_yaml=core_yaml,
+        source=source,
+    )
+
+
+def _check_listen(listen: ListenConfig, merged: Mapping[str, _Setting]) -> None:
+    if listen.tcp is None:
+        return
+    missing = [n for n in ("tcp_ca", "tcp_cert", "tcp_key") if getattr(listen, n) is None]
+    if missing:
+        raise merged["listen.tcp"].error(
+            f"serving on TCP needs mutual TLS: set listen.{', listen.'.join(missing)}"
+        )
