@@ -1,0 +1,1 @@
+"""Tests of the daemon process: systemd notification, metrics."""
