@@ -1,0 +1,1 @@
+"""Rung 6: the daemon process and its HTTP API."""

@@ -1,0 +1,23 @@
+"""The aiohttp application: routes, the error middleware, the body limit."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ccdaemon.daemon import api
+from ccdaemon.daemon.errors import error_middleware
+from ccdaemon.daemon.state import DAEMON, Daemon
+
+#: Room for the JSON around a base64 package.
+_ENVELOPE = 64 * 1024
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    """The API of ``daemon``; bodies over what the largest package needs are refused (413)."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=daemon.max_package_size * 4 // 3 + _ENVELOPE,
+    )
+    app[DAEMON] = daemon
+    app.add_routes(api.routes())
+    return app

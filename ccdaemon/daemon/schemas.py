@@ -1,0 +1,185 @@
+"""Request bodies into typed requests; every refusal names the field at fault.
+
+The checks here are the API's own (JSON shape, types, unknown fields, base64, sizes);
+Fabric's rules for ids, types and packages are the runtime's, which runs them before
+the engine sees a call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ccdaemon.daemon.errors import APIError
+from ccdaemon.runtime.certs import ClientCredentials, validate_supplied
+from ccdaemon.runtime.errors import InvalidRequest, PackageTooLarge
+from ccdaemon.runtime.launcher import LaunchRequest
+from ccdaemon.runtime.package import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_EXPANDED,
+    ChaincodePackage,
+    read_code_package,
+    read_package,
+)
+
+_LAUNCH_FIELDS = frozenset(
+    {"ccid", "type", "peer_address", "mspid", "package", "format", "path", "tls"}
+)
+_BUILD_FIELDS = frozenset({"ccid", "type", "package", "format", "path"})
+_TLS_FIELDS = frozenset({"enabled", "client_cert", "client_key", "root_cert"})
+
+
+@dataclass(frozen=True, slots=True)
+class BuildBody:
+    """POST /v1/images: build the image of ``ccid`` from ``package``."""
+
+    ccid: str
+    package: ChaincodePackage
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object.
+
+    Raises:
+        APIError: 400 ``invalid_json`` when it is not JSON or not an object.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def launch_request(body: dict[str, Any], *, max_package_size: int) -> LaunchRequest:
+    """POST /v1/chaincodes's body as a LaunchRequest.
+
+    Raises:
+        InvalidRequest: a missing, unknown or mistyped field (named).
+        PackageTooLarge, PackageError: the package.
+    """
+    _known(body, _LAUNCH_FIELDS, "")
+    ccid = _text(body, "ccid")
+    cc_type = _text(body, "type")
+    peer_address = _text(body, "peer_address")
+    if any(ch.isspace() or not ch.isprintable() for ch in peer_address):
+        raise InvalidRequest(
+            "peer_address", "must be host:port without spaces or control characters"
+        )
+    mspid = _text(body, "mspid", required=False)
+    tls, tls_enabled = _tls(body.get("tls"))
+    package = _package(body, ccid, cc_type, max_package_size) if "package" in body else None
+    return LaunchRequest(
+        ccid=ccid,
+        cc_type=cc_type,
+        peer_address=peer_address,
+        mspid=mspid,
+        tls=tls,
+        tls_enabled=tls_enabled,
+        package=package,
+    )
+
+
+def build_body(body: dict[str, Any], *, max_package_size: int) -> BuildBody:
+    """POST /v1/images's body.
+
+    Raises:
+        InvalidRequest, PackageTooLarge, PackageError: as for a launch.
+    """
+    _known(body, _BUILD_FIELDS, "")
+    ccid = _text(body, "ccid")
+    cc_type = _text(body, "type", required=False)
+    if "package" not in body:
+        raise InvalidRequest("package", "is required")
+    return BuildBody(ccid=ccid, package=_package(body, ccid, cc_type, max_package_size))
+
+
+def _known(body: dict[str, Any], known: frozenset[str], prefix: str) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise InvalidRequest(
+            prefix + unknown[0], f"is not a field here (known: {', '.join(sorted(known))})"
+        )
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = True, prefix: str = "") -> str:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(prefix + name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(prefix + name, f"must be a string, not {_json_type(value)}")
+    if required and not value:
+        raise InvalidRequest(prefix + name, "must not be empty")
+    return value
+
+
+def _json_type(value: object) -> str:
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _tls(value: object) -> tuple[ClientCredentials | None, bool]:
+    """The caller's TLS material: (credentials or None to issue them, TLS on or off)."""
+    if value is None:
+        return None, True
+    if not isinstance(value, dict):
+        raise InvalidRequest("tls", f"must be an object, not {_json_type(value)}")
+    _known(value, _TLS_FIELDS, "tls.")
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InvalidRequest("tls.enabled", f"must be true or false, not {_json_type(enabled)}")
+    pems = {
+        key: _text(value, key, required=False, prefix="tls.")
+        for key in ("client_cert", "client_key", "root_cert")
+    }
+    given = [key for key, pem in pems.items() if pem]
+    if not given:
+        return None, enabled
+    if not enabled:
+        raise InvalidRequest("tls", "certificates given with enabled false")
+    if len(given) != len(pems):
+        missing = sorted(set(pems) - set(given))
+        raise InvalidRequest(f"tls.{missing[0]}", "is required when any certificate is given")
+    return validate_supplied(pems["client_cert"], pems["client_key"], pems["root_cert"]), True
+
+
+def _package(body: dict[str, Any], ccid: str, cc_type: str, max_size: int) -> ChaincodePackage:
+    encoded = _text(body, "package")
+    # Refused before decoding: base64 is 4/3 of the bytes it carries.
+    if len(encoded) // 4 * 3 > max_size + 3:
+        raise PackageTooLarge(f"package: over the limit of {max_size} bytes")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("package", "is not base64") from None
+    fmt = _text(body, "format", required=False) or "2.x"
+    limits = {
+        "max_size": max_size,
+        "max_entries": DEFAULT_MAX_ENTRIES,
+        "max_expanded": DEFAULT_MAX_EXPANDED,
+    }
+    if fmt == "2.x":
+        package = read_package(data, **limits)
+        if cc_type and cc_type.lower() != package.type.lower():
+            raise InvalidRequest("type", f"is {cc_type!r} but the package says {package.type!r}")
+        return package
+    if fmt == "1.4":
+        if not cc_type:
+            raise InvalidRequest("type", "is required for a Fabric 1.4 code package")
+        label = ccid.partition(":")[0]
+        path = _text(body, "path", required=False)
+        return read_code_package(data, cc_type=cc_type, path=path, label=label, **limits)
+    raise InvalidRequest("format", f"must be '2.x' or '1.4', not {fmt!r}")

@@ -1,0 +1,342 @@
+"""``ccdaemon serve``: the daemon's life from start to exit, in one task group.
+
+Start: bind the API socket (so ``ccdaemon health`` answers 503 rather than "no socket"
+while the engine is away), wait for the engine, re-adopt what an earlier run left
+(supervise/recovery.py), follow the engine's events, then tell systemd READY=1.
+
+Stop (SIGTERM, SIGINT): refuse new work, end long polls, give in-flight launches
+``shutdown.grace`` seconds to finish (then cancel them: a cancelled launch removes what
+it made), stop every chaincode if ``shutdown.stop_chaincodes`` (Fabric 2.x's way; by
+default they keep running and the next start re-adopts them), remove the socket.
+
+SIGHUP re-reads the configuration file: the log level and format apply at once; any
+other change is logged as needing a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import logging
+import os
+import signal
+import socket
+import ssl
+import stat
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+from aiohttp import web
+
+from ccdaemon import __version__
+from ccdaemon import log as logsetup
+from ccdaemon.config import Config, ConfigError, load
+from ccdaemon.daemon.app import make_app
+from ccdaemon.daemon.metrics import Metrics
+from ccdaemon.daemon.state import Daemon
+from ccdaemon.daemon.systemd import Notifier
+from ccdaemon.engine import APIVersionError, Engine, EngineUnavailable, EngineVersion, system
+from ccdaemon.errors import CcdaemonError
+from ccdaemon.launchqueue import LaunchQueue
+from ccdaemon.runtime.certs import ChaincodeCA
+from ccdaemon.runtime.launcher import Launcher
+from ccdaemon.supervise.events import ExitWatcher
+from ccdaemon.supervise.recovery import recover
+from ccdaemon.supervise.registry import Registry, State
+from ccdaemon.supervise.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from anyio.abc import TaskGroup
+
+log = logging.getLogger("ccdaemon")
+
+#: Longest pause between attempts to reach an absent engine at start.
+_MAX_BACKOFF = 5.0
+
+
+class StartError(CcdaemonError):
+    """The daemon cannot start (socket in use or unsafe, engine too old...)."""
+
+
+def main(config: Path | None, *, check_config: bool) -> int:
+    """Run the daemon until SIGTERM; 0 on a clean stop, 1 when it cannot run."""
+    try:
+        settings = load(config)
+    except ConfigError as exc:
+        print(f"ccdaemon: {exc}", file=sys.stderr)  # noqa: T201 -- before logging exists
+        return 1
+    if check_config:
+        print(describe(settings))  # noqa: T201
+        return 0
+    logsetup.setup(settings.log.level, settings.log.format)
+    failed = False
+    try:
+        anyio.run(run, settings)
+    except* CcdaemonError as group:
+        for error in group.exceptions:
+            log.error("ccdaemon cannot run: %s", error)  # noqa: TRY400 -- the message is the story
+        failed = True
+    return 1 if failed else 0
+
+
+def describe(config: Config) -> str:
+    """The effective configuration, for ``serve --check-config``."""
+    listen, engine, runtime = config.listen, config.engine, config.runtime
+    group = f", group {listen.socket_group}" if listen.socket_group else ""
+    pinned = f" (API {engine.api_version})" if engine.api_version else ""
+    rows = [
+        ("core.yaml", str(config.core_yaml or "(none)")),
+        ("socket", f"{listen.socket} (mode {listen.socket_mode:04o}{group})"),
+        ("tcp", listen.tcp or "(off)"),
+        ("engine", f"{engine.endpoint}{pinned}"),
+        ("instance", config.instance),
+        ("peer", f"network {runtime.network_id or '-'}, peer {runtime.peer_id or '-'}"),
+        ("limits", f"{engine.engine_limit} engine calls, {engine.build_limit} builds at once"),
+        ("startup", f"{runtime.startup_timeout:g} s; attachStdout {runtime.attach_stdout}"),
+        ("chaincode CA", str(config.ca_cert or "generated at start")),
+        ("on stop", "stop chaincodes" if config.shutdown.stop_chaincodes else "leave them running"),
+    ]
+    head = f"configuration {config.source or '(built-in defaults)'} is valid"
+    return "\n".join([head, *(f"  {name:<13} {value}" for name, value in rows)])
+
+
+async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
+    """The daemon: serve the API until SIGTERM/SIGINT, or until ``stop`` is set.
+
+    ``stop`` replaces the signals for a daemon run inside another program (the tests).
+    """
+    runtime = config.runtime
+    labels = runtime.owner_labels()
+    ca = (
+        ChaincodeCA.from_files(config.ca_cert, config.ca_key)
+        if config.ca_cert is not None and config.ca_key is not None
+        else ChaincodeCA.generate()
+    )
+    metrics = Metrics()
+    with Notifier.from_env() as notifier:
+        async with (
+            Engine(
+                config.engine.endpoint, tls=config.engine.tls, api_version=config.engine.api_version
+            ) as engine,
+            anyio.create_task_group() as group,
+        ):
+            queue = LaunchQueue(
+                group,
+                engine_limit=config.engine.engine_limit,
+                build_limit=config.engine.build_limit,
+            )
+            launcher = Launcher(
+                engine,
+                queue,
+                ca,
+                runtime,
+                task_group=group,
+                host_config=config.policy.apply(runtime.host_config.to_engine()),
+            )
+            supervisor = Supervisor(engine, launcher, Registry(), observer=metrics)
+            daemon = Daemon(
+                engine,
+                queue,
+                supervisor,
+                metrics,
+                labels=labels,
+                max_package_size=config.policy.max_package_size,
+            )
+            metrics.watch_queue(queue.stats)
+            runner = web.AppRunner(
+                make_app(daemon), shutdown_timeout=config.shutdown.grace, access_log=None
+            )
+            await runner.setup()
+            cleaned = False
+            try:
+                await _listen(runner, config)
+                group.start_soon(notifier.run_watchdog)
+                group.start_soon(_start, config, daemon, notifier, group)
+                if stop is None:
+                    await _signals(config, notifier)
+                else:
+                    await stop.wait()
+                log.info(
+                    "stopping: no new work; in-flight launches get %g s", config.shutdown.grace
+                )
+                notifier.stopping("stopping")
+                daemon.end_long_polls()
+                await runner.cleanup()  # waits up to shutdown.grace, then cancels handlers
+                cleaned = True
+                if config.shutdown.stop_chaincodes and daemon.ready.is_set():
+                    await _stop_all(daemon, config.shutdown.stop_timeout)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if not cleaned:
+                        await runner.cleanup()
+                    _unlink(config.listen.socket)
+                group.cancel_scope.cancel()
+    log.info("stopped")
+
+
+async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: TaskGroup) -> None:
+    """Reach the engine, re-adopt, follow events; then READY=1."""
+    engine = daemon.engine
+    version = await _reach(engine, notifier)
+    log.info(
+        "engine %s %s at %s, API %s",
+        version.kind,
+        version.version,
+        engine.endpoint,
+        version.negotiated,
+    )
+    recovered = await recover(
+        engine, daemon.supervisor.registry, daemon.supervisor.launcher, daemon.labels
+    )
+    watcher = ExitWatcher(engine, daemon.supervisor.registry, daemon.labels)
+    group.start_soon(watcher.run)
+    await watcher.connected.wait()
+    daemon.ready.set()
+    status = f"ccdaemon {__version__} ready on {config.listen.socket}; {recovered.summary()}"
+    log.info("%s", status)
+    notifier.ready(status)
+
+
+async def _reach(engine: Engine, notifier: Notifier) -> EngineVersion:
+    """Wait for the engine to answer, as long as it takes, saying so meanwhile.
+
+    Raises:
+        StartError: the engine answers but speaks no API version ccdaemon does.
+    """
+    backoff = 0.25
+    while True:
+        try:
+            await system.ping(engine)
+            return await engine.version()
+        except APIVersionError as exc:
+            raise StartError(f"engine at {engine.endpoint}: {exc}") from exc
+        except EngineUnavailable as exc:
+            status = f"waiting for the engine at {engine.endpoint}: {exc}"
+            log.warning("%s", status)
+            notifier.status(status)
+        await anyio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+async def _signals(config: Config, notifier: Notifier) -> None:
+    """Return on SIGTERM or SIGINT; reload on SIGHUP."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum != signal.SIGHUP:
+                return
+            notifier.reloading()
+            _reload(config)
+            notifier.ready("configuration reloaded")
+
+
+def _reload(config: Config) -> None:
+    try:
+        fresh = load(config.source)
+    except ConfigError as exc:
+        log.error("reload refused, the running configuration stays: %s", exc)  # noqa: TRY400
+        return
+    logsetup.setup(fresh.log.level, fresh.log.format)
+    changed = [
+        name
+        for name in ("listen", "engine", "runtime", "images", "policy", "shutdown", "instance")
+        if getattr(fresh, name) != getattr(config, name)
+    ]
+    log.info("configuration reloaded: log level %s, format %s", fresh.log.level, fresh.log.format)
+    if changed:
+        log.warning("changes to %s take effect at the next restart", ", ".join(changed))
+
+
+async def _stop_all(daemon: Daemon, grace: int) -> None:
+    """Stop every running chaincode (shutdown.stop_chaincodes), concurrently, in queue order."""
+    running = [cc.ccid for cc in daemon.supervisor.registry.all() if cc.state is State.RUNNING]
+    log.info("stopping %d chaincodes", len(running))
+
+    async def stop_one(ccid: str) -> None:
+        try:
+            await daemon.supervisor.stop(ccid, grace=grace)
+        except CcdaemonError as exc:
+            log.warning("could not stop %s: %s", ccid, exc)
+
+    async with anyio.create_task_group() as group:
+        for ccid in running:
+            group.start_soon(stop_one, ccid)
+
+
+async def _listen(runner: web.AppRunner, config: Config) -> None:
+    """Bind the Unix socket (mode and group as configured) and the optional TCP listener."""
+    path = config.listen.socket
+    _check_directory(path.parent)
+    _clear_stale(path)
+    old = os.umask(0o177)  # the socket is born private; its mode is set right after
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(old)
+    if config.listen.socket_group:
+        try:
+            os.chown(path, -1, grp.getgrnam(config.listen.socket_group).gr_gid)
+        except (KeyError, PermissionError) as exc:
+            raise StartError(
+                f"cannot give {path} to group {config.listen.socket_group}: {exc}"
+            ) from exc
+    path.chmod(config.listen.socket_mode)
+    log.info("API on %s (mode %04o)", path, config.listen.socket_mode)
+    if config.listen.tcp:
+        host, _, port = config.listen.tcp.rpartition(":")
+        await web.TCPSite(
+            runner, host or "127.0.0.1", int(port), ssl_context=_server_tls(config)
+        ).start()
+        log.info("API on https://%s (client certificates required)", config.listen.tcp)
+
+
+def _check_directory(directory: Path) -> None:
+    """Refuse a socket directory anyone may write to (anyone could swap the socket)."""
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        directory.mkdir(mode=0o750, parents=True)
+        return
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        raise StartError(
+            f"socket directory {directory} is world-writable: anyone could replace the socket; "
+            "use a private directory such as /run/ccdaemon"
+        )
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove a socket left by a killed daemon; refuse one a live daemon listens on."""
+    if not path.exists():
+        return
+    if not path.is_socket():
+        raise StartError(f"{path} exists and is not a socket; remove it or choose listen.socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in {errno.ECONNREFUSED, errno.ENOENT}:
+            raise StartError(f"cannot check {path}: {exc}") from exc
+        path.unlink(missing_ok=True)
+    else:
+        raise StartError(f"another daemon is listening on {path}")
+    finally:
+        probe.close()
+
+
+def _server_tls(config: Config) -> ssl.SSLContext:
+    """Mutual TLS for the TCP listener: clients without a certificate from tcp_ca are refused."""
+    listen = config.listen
+    if listen.tcp_ca is None or listen.tcp_cert is None or listen.tcp_key is None:
+        raise StartError("listen.tcp needs tcp_ca, tcp_cert and tcp_key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(listen.tcp_ca))
+    context.load_cert_chain(str(listen.tcp_cert), str(listen.tcp_key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

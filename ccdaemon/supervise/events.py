@@ -1,0 +1,159 @@
+"""Exit tracking from the engine's events stream, with replay and reconciliation.
+
+The watcher follows ``die`` events of the daemon's own containers (by label). When the
+stream breaks (engine restarted, socket gone) it waits, reconnects asking the engine to
+replay from the last event it saw (``since``), and then reconciles the table against
+the engine's container list, because a replay is not a promise: Podman 4.3 sometimes
+replays nothing, and an engine restart kills containers without a ``die`` we can read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, system
+from ccdaemon.supervise.registry import State
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ccdaemon.engine import Engine
+    from ccdaemon.supervise.registry import Chaincode, Registry
+
+log = logging.getLogger(__name__)
+
+#: Waits between reconnection attempts grow to this.
+MAX_BACKOFF = 5.0
+
+
+def label_filters(labels: Mapping[str, str]) -> list[str]:
+    """Docker's ``label`` filter values that select exactly the daemon's own objects."""
+    return [f"{key}={value}" for key, value in labels.items()]
+
+
+class ExitWatcher:
+    """Keeps the running chaincodes' states true from the engine's events.
+
+    Args:
+        engine: the engine.
+        registry: the table to update.
+        labels: the labels every container of this daemon carries.
+        on_exit: told of each chaincode seen exiting (logs, metrics).
+        on_engine: told True when the stream (re)opens, False when it breaks.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: Registry,
+        labels: Mapping[str, str],
+        *,
+        on_exit: Callable[[Chaincode], object] | None = None,
+        on_engine: Callable[[bool], object] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._filters = {
+            "type": ["container"],
+            "event": ["die"],
+            "label": label_filters(labels),
+        }
+        self._labels = labels
+        self._on_exit = on_exit
+        self._on_engine = on_engine
+        self._since: str | None = None
+        self.connected = anyio.Event()
+
+    async def run(self) -> None:
+        """Follow the events for ever (cancel to end); reconnect with replay on breaks."""
+        backoff = 0.25
+        first = True
+        while True:
+            since = self._since or f"{time.time():.3f}"
+            try:
+                async with system.events(
+                    self._engine, filters=self._filters, since=since
+                ) as events:
+                    self._since = since
+                    if not first:
+                        await self.reconcile()
+                    first = False
+                    self._tell_engine(up=True)
+                    backoff = 0.25
+                    async for event in events:
+                        self._seen(event)
+            except EngineUnavailable as exc:
+                log.warning("engine events stream broke (%s); reconnecting", exc)
+            self._tell_engine(up=False)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _tell_engine(self, *, up: bool) -> None:
+        if up:
+            self.connected.set()
+        elif self.connected.is_set():
+            self.connected = anyio.Event()
+        if self._on_engine is not None:
+            self._on_engine(up)
+
+    def _seen(self, event: Mapping[str, Any]) -> None:
+        stamp = event.get("timeNano")
+        if isinstance(stamp, int):
+            self._since = f"{stamp / 1e9:.9f}"
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        name = attributes.get("name")
+        if event.get("Action") != "die" or not isinstance(name, str):
+            return
+        try:
+            code = int(attributes.get("exitCode", -1))
+        except ValueError:
+            code = -1
+        at = datetime.fromtimestamp(stamp / 1e9, UTC) if isinstance(stamp, int) else None
+        cc = self._registry.exited(name, code, at, container_id=str(actor.get("ID", "")))
+        if cc is not None:
+            self._exited(cc)
+
+    def _exited(self, cc: Chaincode) -> None:
+        log.warning(
+            "chaincode %s (container %s) exited with code %s", cc.ccid, cc.container, cc.exit_code
+        )
+        if self._on_exit is not None:
+            self._on_exit(cc)
+
+    async def reconcile(self) -> None:
+        """Mark running records whose container is not running any more as exited."""
+        found = await containers.list_(self._engine, labels=self._labels)
+        running = {
+            str(item.get("Id")) for item in found if item.get("State") in {"running", "paused"}
+        }
+        for cc in self._registry.all():
+            if cc.state is not State.RUNNING or cc.container_id in running:
+                continue
+            code, at = -1, None
+            try:
+                state = (await containers.inspect(self._engine, cc.container_id or cc.container))[
+                    "State"
+                ]
+                code = int(state.get("ExitCode", -1))
+                at = parse_time(state.get("FinishedAt"))
+            except NoSuchContainer:
+                pass  # removed behind our back: the exit code is lost with it
+            ended = self._registry.exited(cc.container, code, at)
+            if ended is not None:
+                self._exited(ended)
+
+
+def parse_time(value: object) -> datetime | None:
+    """The engine's RFC 3339 time, or None for its zero time ("0001-01-01T00:00:00Z")."""
+    if not isinstance(value, str) or value.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,183 @@
+"""The supervisor: launches and stops through the runtime, and keeps the chaincode table true.
+
+Actions (launch, stop) go through the Launcher and so through the launch queue; what
+the supervisor learns by watching (exits, containers found at start) it reads from the
+engine itself, by label (supervise/events.py, supervise/recovery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+
+from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, streams
+from ccdaemon.runtime.errors import StartupTimeout, UnknownChaincode
+from ccdaemon.supervise.registry import ENDED, Chaincode, Registry, State
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Mapping
+
+    from ccdaemon.engine import Engine
+    from ccdaemon.runtime.launcher import Launched, Launcher, LaunchRequest
+
+log = logging.getLogger(__name__)
+
+#: Pause before asking the engine again when it is away during a wait.
+_RETRY = 1.0
+
+
+class LaunchObserver(Protocol):
+    """Receives each launch's outcome (the daemon's metrics)."""
+
+    def launch(
+        self,
+        chaincode: str,
+        seconds: float,
+        *,
+        success: bool,
+        timeout: bool,
+        phases: Mapping[str, float],
+    ) -> None:
+        """One launch ended."""
+
+
+class Supervisor:
+    """The managed chaincodes of one daemon: launch, stop, wait, logs."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        launcher: Launcher,
+        registry: Registry,
+        *,
+        observer: LaunchObserver | None = None,
+    ) -> None:
+        self.engine = engine
+        self.launcher = launcher
+        self.registry = registry
+        self._observer = observer
+
+    def get(self, ccid: str) -> Chaincode:
+        """The record of ``ccid``.
+
+        Raises:
+            UnknownChaincode: the daemon does not manage ``ccid``.
+        """
+        cc = self.registry.get(ccid)
+        if cc is None:
+            raise UnknownChaincode(ccid)
+        return cc
+
+    async def launch(
+        self, request: LaunchRequest, *, progress: Callable[[str], object] | None = None
+    ) -> tuple[Chaincode, Launched]:
+        """Launch ``request.ccid`` (after any earlier work for it) and record the outcome.
+
+        Raises:
+            Whatever Launcher.launch raises; the record then says ``failed``.
+        """
+        container, image = self.launcher.names(request.ccid)
+        cc = self.registry.launching(request.ccid, container, image)
+        began = time.perf_counter()
+        phases: Mapping[str, float] = {}
+        try:
+            launched = await self.launcher.launch(request, progress=progress)
+        except BaseException as exc:
+            if self.registry.is_current(cc):
+                self.registry.failed(cc, str(exc) or type(exc).__name__)
+            self._observe(
+                request.ccid, began, phases, success=False, timeout=isinstance(exc, StartupTimeout)
+            )
+            raise
+        phases = launched.timings
+        if self.registry.is_current(cc):
+            self.registry.running(cc, launched.container_id)
+        self._observe(request.ccid, began, phases, success=True, timeout=False)
+        log.info(
+            "launched %s as %s in %.2f s%s",
+            request.ccid,
+            container,
+            launched.timings.get("total", 0.0),
+            " (image built)" if launched.built else "",
+        )
+        return cc, launched
+
+    def _observe(
+        self, ccid: str, began: float, phases: Mapping[str, float], *, success: bool, timeout: bool
+    ) -> None:
+        if self._observer is not None:
+            self._observer.launch(
+                ccid, time.perf_counter() - began, success=success, timeout=timeout, phases=phases
+            )
+
+    async def stop(self, ccid: str, *, grace: int = 10, dontremove: bool = False) -> Chaincode:
+        """Fabric's stop: stop with ``grace`` seconds, kill, remove (unless ``dontremove``).
+
+        Raises:
+            UnknownChaincode: the daemon does not manage ``ccid``.
+            EngineError, EngineUnavailable: from the steps.
+        """
+        cc = self.get(ccid)
+        was = cc.state
+        self.registry.stopping(cc)
+        try:
+            exit_code = await self.launcher.stop(ccid, grace=grace, dontremove=dontremove)
+        except BaseException:
+            cc.state = was  # the container is as it was, as far as anyone knows
+            raise
+        if exit_code is not None and cc.exit_code is None:
+            cc.exit_code = exit_code
+        self.registry.stopped(cc)
+        log.info("stopped %s (exit code %s)", ccid, cc.exit_code)
+        return cc
+
+    async def wait(self, ccid: str) -> int:
+        """Block until the chaincode's container is no longer running; its exit code.
+
+        No timeout: a chaincode runs as long as it runs. A chaincode stopped or failed
+        without an exit code answers -1.
+
+        Raises:
+            UnknownChaincode: the daemon does not manage ``ccid``.
+        """
+        while True:
+            cc = self.get(ccid)
+            if cc.state in ENDED:
+                return -1 if cc.exit_code is None else cc.exit_code
+            changed = cc.changed
+            if cc.state is State.RUNNING and cc.container_id:
+                try:
+                    return await containers.wait(self.engine, cc.container_id)
+                except NoSuchContainer:
+                    pass  # removed under us: the table learns why from the stop or events
+                except EngineUnavailable as exc:
+                    log.debug("waiting for %s: engine away (%s); asking again", ccid, exc)
+                    with anyio.move_on_after(_RETRY):
+                        await changed.wait()
+                    continue
+            await changed.wait()
+
+    async def logs(
+        self, ccid: str, *, follow: bool, tail: int | None
+    ) -> AsyncGenerator[bytes, None]:
+        """The container's output, demultiplexed, as lines ending in a newline.
+
+        When the container is gone, the lines the daemon kept of it (with attachStdout).
+
+        Raises:
+            UnknownChaincode: the daemon does not manage ``ccid``.
+        """
+        cc = self.get(ccid)
+        try:
+            async with containers.logs(
+                self.engine, cc.container_id or cc.container, follow=follow, tail=tail
+            ) as frames:
+                async for line in streams.lines(frames):
+                    yield line.text.encode() + b"\n"
+        except NoSuchContainer:
+            kept = self.launcher.output(ccid)
+            for text in kept if tail is None else kept[-tail:] if tail else []:
+                yield text.encode() + b"\n"
