@@ -166,6 +166,10 @@ class Metrics:
         if error is not None:
             self._engine_errors.labels(error).inc()
 
+    def engine_request(self, method: str, path: str, seconds: float, error: str | None) -> None:
+        """The Engine's call observer: one engine call, named without its object's name."""
+        self.engine_call(call_name(method, path), seconds, error)
+
     def set_queue(self, stats: QueueStats) -> None:
         """Show what the launch queue holds now."""
         self._queue_names.set(stats.names)
@@ -197,3 +201,19 @@ class Metrics:
 def _bool(value: bool) -> str:
     # Fabric's label values are Go's strconv.FormatBool: "true" and "false".
     return "true" if value else "false"
+
+
+# The routes whose second step is an action, not an object's name.
+_ACTIONS = frozenset({"create", "json", "build", "prune", "load", "search"})
+
+
+def call_name(method: str, path: str) -> str:
+    """``POST /containers/<name>/start`` -> ``POST /containers/{name}/start``.
+
+    Object names (container names hold chaincode ids) would make one series per
+    chaincode; the label keeps only the route.
+    """
+    parts = path.strip("/").split("/")
+    if len(parts) >= 2 and parts[1] not in _ACTIONS:  # noqa: PLR2004 -- /kind/<name>...
+        parts[1] = "{name}"
+    return f"{method} /{'/'.join(parts)}"

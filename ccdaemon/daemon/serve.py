@@ -120,7 +120,10 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     with Notifier.from_env() as notifier:
         async with (
             Engine(
-                config.engine.endpoint, tls=config.engine.tls, api_version=config.engine.api_version
+                config.engine.endpoint,
+                tls=config.engine.tls,
+                api_version=config.engine.api_version,
+                observer=metrics.engine_request,
             ) as engine,
             anyio.create_task_group() as group,
         ):

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ccdaemon.engine.errors import (
     NotModified,
     StreamBroken,
 )
+from ccdaemon.errors import CcdaemonError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator
@@ -46,6 +48,8 @@ Kind = Literal["control", "stream"]
 #: The error each status means for one call: an EngineError class, or a function that
 #: chooses by the engine's message where the status alone does not tell.
 ErrorMap: TypeAlias = Mapping[int, Callable[[int, str], EngineError]]
+#: Told of each control call: method, path, seconds, error class name or None.
+CallObserver: TypeAlias = Callable[[str, str, float, str | None], object]
 
 _STATUS_ERRORS: dict[int, type[EngineError]] = {
     304: NotModified,
@@ -202,6 +206,8 @@ class Engine:
         tls: client certificate files, as Fabric's ``vm.docker.tls``; turns tcp into https.
         api_version: pin this API version instead of negotiating the highest shared one.
         timeouts: per-kind timeouts.
+        observer: told of every control call: method, path, seconds, and the error's class
+            name or None (the daemon's engine-call metrics).
     """
 
     def __init__(
@@ -211,8 +217,10 @@ class Engine:
         tls: TLSFiles | None = None,
         api_version: str | None = None,
         timeouts: EngineTimeouts | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.observer = observer
         self.timeouts = timeouts or EngineTimeouts()
         self._pinned = APIVersion.parse(api_version) if api_version else None
         self._host, self._pool = _connect(endpoint, tls)
@@ -424,16 +432,25 @@ class Engine:
         """
         if json is not None:
             body, content_type = orjson.dumps(json), "application/json"
-        target = await self._target(path, params, versioned=True)
-        what = f"{method} {path}"
-        limit = self.timeouts.control + extra_time
-        headers = {"Content-Type": content_type} if content_type else None
-        with Limit(self._deadlines, limit, lambda: self._timeout(what, limit)):
-            conn, resp = await self._exchange(method, target, headers, body, what)
-            data = await self._read_all(conn, resp, what)
-        if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
-            raise _error(resp, data, what, errors, subject)
-        return orjson.loads(data) if data else None
+        began = time.perf_counter()
+        failure: str | None = None
+        try:
+            target = await self._target(path, params, versioned=True)
+            what = f"{method} {path}"
+            limit = self.timeouts.control + extra_time
+            headers = {"Content-Type": content_type} if content_type else None
+            with Limit(self._deadlines, limit, lambda: self._timeout(what, limit)):
+                conn, resp = await self._exchange(method, target, headers, body, what)
+                data = await self._read_all(conn, resp, what)
+            if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
+                raise _error(resp, data, what, errors, subject)
+            return orjson.loads(data) if data else None
+        except CcdaemonError as exc:
+            failure = type(exc).__name__
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(method, path, time.perf_counter() - began, failure)
 
     async def _target(self, path: str, params: Mapping[str, str] | None, *, versioned: bool) -> str:
         """The request target: version prefix (negotiated on first use), path and query."""

@@ -40,7 +40,7 @@ echo "to stderr" >&2
 sleep "${CC_SLEEP:-3600}"
 exit "${CC_EXIT:-0}"
 """
-STUB_IMAGE = "localhost/ccdaemon/test-chaincode:1"
+STUB_IMAGE = "localhost/ccdaemon/test-chaincode:2"
 
 
 def make_config(engine_socket: str, directory: Path, **overrides: Any) -> Config:
@@ -175,6 +175,9 @@ async def stub_images(engine: Engine, daemon: RunningDaemon, ccids: list[str]) -
                 "Dockerfile": (
                     f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
                     "RUN chmod 0755 /usr/local/bin/chaincode\n"
+                    # A shell as PID 1 ignores SIGTERM: without this every engine
+                    # shutdown would wait out its stop timeout for each chaincode.
+                    "STOPSIGNAL SIGKILL\n"
                 ).encode(),
                 "chaincode": CHAINCODE,
             }

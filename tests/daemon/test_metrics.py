@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import ccdaemon
-from ccdaemon.daemon.metrics import Metrics
+from ccdaemon.daemon.metrics import Metrics, call_name
 from ccdaemon.launchqueue import QueueStats
 
 CC = "mycc:8a1f"
@@ -174,3 +174,19 @@ def test_instances_share_nothing_and_leave_the_global_registry_alone() -> None:
         )
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("POST", "/containers/create", "POST /containers/create"),
+        ("POST", "/containers/dev-peer0-mycc-1.0/start", "POST /containers/{name}/start"),
+        ("DELETE", "/containers/dev-peer0-mycc-1.0", "DELETE /containers/{name}"),
+        ("GET", "/containers/json", "GET /containers/json"),
+        ("GET", "/images/dev-peer0-mycc-abc/json", "GET /images/{name}/json"),
+        ("GET", "/version", "GET /version"),
+    ],
+)
+def test_engine_calls_are_named_by_route_not_by_object(method: str, path: str, name: str) -> None:
+    """Container and image names never become label values (one series per chaincode)."""
+    assert call_name(method, path) == name
