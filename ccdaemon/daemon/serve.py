@@ -25,6 +25,7 @@ import socket
 import ssl
 import stat
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -109,7 +110,8 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
 
     ``stop`` replaces the signals for a daemon run inside another program (the tests).
     """
-    runtime = config.runtime
+    # One source for the owner label, whoever built the Config.
+    runtime = replace(config.runtime, instance=config.instance)
     labels = runtime.owner_labels()
     ca = (
         ChaincodeCA.from_files(config.ca_cert, config.ca_key)
