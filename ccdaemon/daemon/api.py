@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 NDJSON = "application/x-ndjson"
+#: A health check answers within this, engine or not (probes have short deadlines).
+HEALTH_TIMEOUT = 5.0
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no", ""})
 
@@ -54,8 +56,15 @@ async def health(request: web.Request) -> web.Response:
     """200 with the engine's kind, version and API version; 503 when it does not answer."""
     daemon = request.app[DAEMON]
     try:
-        await system.ping(daemon.engine)
-        version = await daemon.engine.version()
+        with anyio.fail_after(HEALTH_TIMEOUT):
+            await system.ping(daemon.engine)
+            version = await daemon.engine.version()
+    except TimeoutError:
+        raise APIError(
+            503,
+            "engine_unavailable",
+            f"engine at {daemon.engine.endpoint} did not answer within {HEALTH_TIMEOUT:g} s",
+        ) from None
     except EngineUnavailable as exc:
         raise APIError(
             503, "engine_unavailable", f"engine at {daemon.engine.endpoint}: {exc}"
@@ -138,11 +147,20 @@ async def _answer(
                 result = error_body(exc)[1]
             await send.send(orjson.dumps(result) + b"\n")
 
+    listening = True
     async with anyio.create_task_group() as group, receive:
         group.start_soon(run)
         async for chunk in receive:
-            await response.write(chunk)
-    await response.write_eof()
+            if not listening:
+                continue
+            try:
+                await response.write(chunk)
+            except ConnectionResetError:
+                # The client left; the work goes on to its end (a launch is never left
+                # half-made), and its outcome shows in GET /v1/chaincodes.
+                listening = False
+    if listening:
+        await response.write_eof()
     return response
 
 

@@ -25,6 +25,7 @@ import socket
 import ssl
 import stat
 import sys
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -194,10 +195,11 @@ async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: Task
         engine.endpoint,
         version.negotiated,
     )
+    listed_at = f"{time.time():.3f}"
     recovered = await recover(
         engine, daemon.supervisor.registry, daemon.supervisor.launcher, daemon.labels
     )
-    watcher = ExitWatcher(engine, daemon.supervisor.registry, daemon.labels)
+    watcher = ExitWatcher(engine, daemon.supervisor.registry, daemon.labels, since=listed_at)
     group.start_soon(watcher.run)
     await watcher.connected.wait()
     daemon.ready.set()

@@ -20,7 +20,7 @@ from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, syst
 from ccdaemon.supervise.registry import State
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from ccdaemon.engine import Engine
     from ccdaemon.supervise.registry import Chaincode, Registry
@@ -43,8 +43,8 @@ class ExitWatcher:
         engine: the engine.
         registry: the table to update.
         labels: the labels every container of this daemon carries.
-        on_exit: told of each chaincode seen exiting (logs, metrics).
-        on_engine: told True when the stream (re)opens, False when it breaks.
+        since: replay events from this Unix time on the first connection (the moment
+            recovery listed the containers, so no exit falls between the two).
     """
 
     def __init__(
@@ -53,8 +53,7 @@ class ExitWatcher:
         registry: Registry,
         labels: Mapping[str, str],
         *,
-        on_exit: Callable[[Chaincode], object] | None = None,
-        on_engine: Callable[[bool], object] | None = None,
+        since: str | None = None,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -64,9 +63,7 @@ class ExitWatcher:
             "label": label_filters(labels),
         }
         self._labels = labels
-        self._on_exit = on_exit
-        self._on_engine = on_engine
-        self._since: str | None = None
+        self._since = since
         self.connected = anyio.Event()
 
     async def run(self) -> None:
@@ -98,8 +95,6 @@ class ExitWatcher:
             self.connected.set()
         elif self.connected.is_set():
             self.connected = anyio.Event()
-        if self._on_engine is not None:
-            self._on_engine(up)
 
     def _seen(self, event: Mapping[str, Any]) -> None:
         stamp = event.get("timeNano")
@@ -123,8 +118,6 @@ class ExitWatcher:
         log.warning(
             "chaincode %s (container %s) exited with code %s", cc.ccid, cc.container, cc.exit_code
         )
-        if self._on_exit is not None:
-            self._on_exit(cc)
 
     async def reconcile(self) -> None:
         """Mark running records whose container is not running any more as exited."""

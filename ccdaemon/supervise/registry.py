@@ -112,11 +112,9 @@ class Registry:
         """A launch of ``ccid`` has been accepted: a fresh record replaces any old one."""
         old = self._by_ccid.get(ccid)
         cc = Chaincode(ccid=ccid, container=container, image=image)
-        if old is not None:
-            cc.changed = old.changed  # waiters on the old record see the relaunch
         self._put(cc)
         if old is not None:
-            old._touch()  # noqa: SLF001 -- the registry owns its records
+            old._touch()  # noqa: SLF001 -- wakes its waiters, who then find the new record
         return cc
 
     def running(self, cc: Chaincode, container_id: str) -> None:
