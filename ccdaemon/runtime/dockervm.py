@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ccdaemon.engine import (
+    ContainerAlreadyExists,
     ContainerNotRunning,
     EngineError,
     EngineUnavailable,
@@ -77,6 +78,7 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
     output: Callable[[streams.Line], object] | None = None,
     task_group: TaskGroup | None = None,
     phases: MutableMapping[str, float] | None = None,
+    name_free: bool = False,
 ) -> str:
     """Launch the chaincode container; return its id once it has started.
 
@@ -93,6 +95,8 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
         task_group: the group that owns the output stream.
         phases: receives the seconds each step took (remove, create, build, attach,
             upload, start), for the launch's answer and metrics.
+        name_free: the caller knows no container has this name (it removed the last
+            one, or never made one): skip the clearing remove.
 
     Raises:
         StartupTimeout: the launch took longer than ``startup_timeout``.
@@ -107,7 +111,13 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
     try:
         with anyio.fail_after(limit):
             return await _start(
-                engine, spec, build, output=output, task_group=task_group, phase=_Phases(phases)
+                engine,
+                spec,
+                build,
+                output=output,
+                task_group=task_group,
+                phase=_Phases(phases),
+                name_free=name_free,
             )
     except TimeoutError as exc:
         raise StartupTimeout(
@@ -123,22 +133,23 @@ async def _start(  # noqa: PLR0913 -- start's parts, passed on
     output: Callable[[streams.Line], object] | None,
     task_group: TaskGroup | None,
     phase: _Phases,
+    name_free: bool,
 ) -> str:
     # 4. Clear the name. A forced remove alone reaches the state Fabric's stop t=0, kill
-    # and forced remove reach (the container is killed and gone), in one call not three.
-    with phase("remove"):
-        await remove_quietly(engine, spec.container)
+    # and forced remove reach (the container is killed and gone), in one call not three;
+    # and none when the caller knows the name is free (a taken name is then cleared
+    # when create reports it, so the end state is the same).
+    if not name_free:
+        with phase("remove"):
+            await remove_quietly(engine, spec.container)
     body = spec.create_body(attach=output is not None)
-    # 5. Create; on a missing image build it, then create again.
     try:
-        with phase("create"):
-            container_id = await containers.create(engine, spec.container, body)
-    except NoSuchImage:
-        log.info("image %s is missing; building it", spec.image)
-        with phase("build"):
-            await build()
-        with phase("create"):
-            container_id = await containers.create(engine, spec.container, body)
+        container_id = await _create(engine, spec, body, build, phase)
+    except ContainerAlreadyExists:
+        log.info("container %s exists after all; removing it first", spec.container)
+        with phase("remove"):
+            await remove_quietly(engine, spec.container)
+        container_id = await _create(engine, spec, body, build, phase)
     try:
         # 6. Attach before start, so no output is lost.
         if output is not None and task_group is not None:
@@ -157,6 +168,25 @@ async def _start(  # noqa: PLR0913 -- start's parts, passed on
             await remove_quietly(engine, spec.container)
         raise
     return container_id
+
+
+async def _create(
+    engine: Engine,
+    spec: LaunchSpec,
+    body: Mapping[str, Any],
+    build: Callable[[], Awaitable[object]],
+    phase: _Phases,
+) -> str:
+    """5. Create; on a missing image build it, then create again."""
+    try:
+        with phase("create"):
+            return await containers.create(engine, spec.container, body)
+    except NoSuchImage:
+        log.info("image %s is missing; building it", spec.image)
+        with phase("build"):
+            await build()
+        with phase("create"):
+            return await containers.create(engine, spec.container, body)
 
 
 class _Phases:

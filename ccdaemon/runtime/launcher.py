@@ -128,9 +128,15 @@ class Launcher:
         return got.container, got.image
 
     async def launch(
-        self, request: LaunchRequest, *, progress: Callable[[str], object] | None = None
+        self,
+        request: LaunchRequest,
+        *,
+        progress: Callable[[str], object] | None = None,
+        name_free: bool = False,
     ) -> Launched:
         """Launch the chaincode: everything is checked before the engine sees a call.
+
+        ``name_free``: the caller knows no container has the name (see dockervm.start).
 
         Raises:
             InvalidRequest: a value breaks Fabric's rules (the field names which).
@@ -187,6 +193,7 @@ class Launcher:
                 output=self._relay(container) if self._config.attach_stdout else None,
                 task_group=self._group,
                 phases=timings,
+                name_free=name_free,
             )
 
         container_id = await self._queue.run(container, work)

@@ -54,6 +54,9 @@ class Chaincode:
     finished_at: datetime | None = None
     error: str | None = None
     adopted: bool = False
+    #: The container is known to be gone (stopped and removed, or a failed launch's
+    #: cleanup): a relaunch need not clear the name.
+    removed: bool = False
     changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -135,7 +138,7 @@ class Registry:
 
     def failed(self, cc: Chaincode, error: str) -> None:
         """The launch failed; nothing of it is left in the engine."""
-        cc.state, cc.error, cc.finished_at = State.FAILED, error, now()
+        cc.state, cc.error, cc.finished_at, cc.removed = State.FAILED, error, now(), True
         cc._touch()  # noqa: SLF001
 
     def exited(
@@ -159,9 +162,9 @@ class Registry:
         cc.state = State.STOPPING
         cc._touch()  # noqa: SLF001
 
-    def stopped(self, cc: Chaincode) -> None:
-        """The container is stopped (and removed unless asked not to)."""
-        cc.state, cc.finished_at = State.STOPPED, cc.finished_at or now()
+    def stopped(self, cc: Chaincode, *, removed: bool) -> None:
+        """The container is stopped, and ``removed`` unless the stop was asked not to."""
+        cc.state, cc.finished_at, cc.removed = State.STOPPED, cc.finished_at or now(), removed
         cc._touch()  # noqa: SLF001
 
     def forget(self, ccid: str) -> None:

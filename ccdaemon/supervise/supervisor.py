@@ -80,11 +80,15 @@ class Supervisor:
             Whatever Launcher.launch raises; the record then says ``failed``.
         """
         container, image = self.launcher.names(request.ccid)
+        last = self.registry.get(request.ccid)
+        # Recovery saw every container of this daemon's, so without a record, or after a
+        # removal, the name is free; if not after all, create says so and it is cleared.
+        name_free = last is None or last.removed
         cc = self.registry.launching(request.ccid, container, image)
         began = time.perf_counter()
         phases: Mapping[str, float] = {}
         try:
-            launched = await self.launcher.launch(request, progress=progress)
+            launched = await self.launcher.launch(request, progress=progress, name_free=name_free)
         except BaseException as exc:
             if self.registry.is_current(cc):
                 self.registry.failed(cc, str(exc) or type(exc).__name__)
@@ -130,7 +134,7 @@ class Supervisor:
             raise
         if exit_code is not None and cc.exit_code is None:
             cc.exit_code = exit_code
-        self.registry.stopped(cc)
+        self.registry.stopped(cc, removed=not dontremove)
         log.info("stopped %s (exit code %s)", ccid, cc.exit_code)
         return cc
 

@@ -65,6 +65,33 @@ async def test_start_replaces_a_leftover_container(
     assert (await docker.containers.get(spec.container))["Id"] == new
 
 
+@pytest.mark.all_engines
+async def test_a_name_wrongly_believed_free_is_cleared_all_the_same(
+    engine: Engine, docker: aiodocker.Docker, made: Made
+) -> None:
+    """A taken name believed free is cleared when create reports it; same end state.
+
+    With name_free the clearing remove is skipped, so the container of that name is
+    removed only after create finds it.
+    """
+    spec = spec_for(made)
+    old = await containers.create(engine, spec.container, sleeper())
+    await containers.start(engine, spec.container)
+    phases: dict[str, float] = {}
+    new = await dockervm.start(engine, spec, build=no_build, name_free=True, phases=phases)
+    assert new != old
+    seen = await docker.containers.get(spec.container)
+    assert (seen["Id"], seen["State"]["Running"]) == (new, True)
+    assert "remove" in phases  # the remove happened, after create found the name taken
+
+
+async def test_a_free_name_costs_no_remove(engine: Engine, made: Made) -> None:
+    """With name_free and the name really free, no remove is sent at all."""
+    phases: dict[str, float] = {}
+    await dockervm.start(engine, spec_for(made), build=no_build, name_free=True, phases=phases)
+    assert set(phases) == {"create", "upload", "start"}
+
+
 async def test_missing_image_is_built_once_then_created(engine: Engine, made: Made) -> None:
     """When create finds no image, build runs once and create is tried again."""
     spec = spec_for(made, image=made.image("cc"))
