@@ -9,11 +9,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccdaemon.engine import containers, images
-from tests.conftest import BASE_IMAGE, ROOT
-from tests.daemon.conftest import poll, stub_images
+from ccdaemon.runtime.hostconfig import ROLE_LABEL
+from ccdaemon.runtime.naming import names
+from tests.conftest import BASE_IMAGE, ROOT, shell, sleeper
+from tests.daemon.conftest import make_config, poll, remove_instance, running_daemon, stub_images
 from tests.daemon.test_api import launch_body, path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import aiodocker
 
     from ccdaemon.engine import Engine
@@ -171,3 +175,41 @@ async def test_policy_limits_reach_every_chaincode(daemon: RunningDaemon, engine
     assert host["Privileged"] is False
     assert not host.get("Binds")
     assert host["NetworkMode"] == "none"
+
+
+async def test_recovery_adopts_running_reports_exited_removes_unfinished(
+    engine_socket: str, sockdir: Path, engine: Engine
+) -> None:
+    """What a dead daemon left: running is re-adopted, exited reported, unfinished removed.
+
+    Four containers carry the instance's labels before the daemon starts: one running,
+    one exited with code 3, one created but never started (a launch cut short), and a
+    builder container (a build cut short).
+    """
+    config = make_config(engine_socket, sockdir)
+    runtime = config.runtime
+    made: dict[str, str] = {}
+    for role, script in [("running", "sleep 600"), ("exited", "exit 3"), ("unfinished", "")]:
+        ccid = f"{role}_1.0:" + "6" * 64
+        name = names(ccid, network_id=runtime.network_id, peer_id=runtime.peer_id).container
+        body = {**shell(script or "true"), "Labels": runtime.labels(ccid)}
+        made[role] = await containers.create(engine, name, body)
+        if script:
+            await containers.start(engine, name)
+    await containers.wait(engine, made["exited"])
+    builder_labels = {**runtime.labels("built_1.0:" + "7" * 64), ROLE_LABEL: "builder"}
+    made["builder"] = await containers.create(engine, None, {**sleeper(), "Labels": builder_labels})
+    try:
+        async with running_daemon(config) as daemon:
+            _, listing = await daemon.call("GET", "/v1/chaincodes")
+            seen = {cc["ccid"].split("_")[0]: cc for cc in listing["chaincodes"]}
+            assert set(seen) == {"running", "exited"}
+            assert (seen["running"]["state"], seen["running"]["adopted"]) == ("running", True)
+            assert seen["running"]["container_id"] == made["running"]
+            assert (seen["exited"]["state"], seen["exited"]["exit_code"]) == ("exited", 3)
+            left = {c["Id"] for c in await containers.list_(engine, labels=runtime.owner_labels())}
+            assert left == {made["running"], made["exited"]}
+            status, _ = await daemon.call("GET", path(seen["running"]["ccid"]) + "/logs")
+            assert status == 200
+    finally:
+        await remove_instance(engine, config.instance)
