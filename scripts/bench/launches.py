@@ -3,7 +3,8 @@
 
 All in one run, against the same engine:
 - queue:  N launches submitted at once to ccdaemon's LaunchQueue (bounded engine work,
-          DockerVM.start: one forced remove, create, PUT archive, start);
+          DockerVM.start as the daemon runs a first launch: the names are known to be
+          free, so create, PUT archive, start; a relaunch adds one forced remove);
 - C=64 and C=200: the same N launches as Fabric sends them (stop t=0, kill, remove
           force, create, PUT archive, start), N at a time with at most C in flight.
 Prints throughput (launches/s), p50/p95 latency, and engine errors (anything but the
@@ -117,7 +118,7 @@ async def queued(engine: Engine, names: list[str], limit: int) -> tuple[list[flo
         started = time.perf_counter()
 
         async def work(_: Slot) -> None:
-            await dockervm.start(engine, spec(name), build=never_build)
+            await dockervm.start(engine, spec(name), build=never_build, name_free=True)
 
         try:
             await queue.run(name, work)

@@ -1,0 +1,699 @@
+#!/usr/bin/env python3
+"""Benchmark: the daemon itself, a real ``ccdaemon serve`` child process, against baselines.
+
+All in one run, against one engine, every figure beside a baseline measured in the same
+run (these machines are noisy; absolute numbers do not compare across runs):
+
+1. idle RSS: the daemon's VmRSS once GET /v1/health says "ok", against a bare
+   ``python -c 'import aiohttp; sleep'`` child of the same interpreter (target <= 1.5x);
+2. RSS with N running chaincodes (default 200) launched at once through the API, their
+   output attached (runtime.attach_stdout): MiB (target <= 60 MiB) and the ratio to the
+   same bare-aiohttp baseline, read once the client has closed the burst's connections
+   (the figure with them still open is shown beside it);
+3. serial launch latency through the API (one launch at a time, fresh ccids, their
+   images already tagged; only the launch call is timed, stops happen afterwards)
+   against a raw-HTTP floor that sends the engine the same calls the daemon sends per
+   launch: DELETE ?force=1 (404), create, attach (the daemon attaches before start when
+   attach_stdout is on), PUT archive of the TLS files as tar.gz, start. Launches
+   alternate floor, daemon, floor without attach (order rotating) so drift hits all
+   alike; the ratio is of the medians (target <= 1.05x), the median of each daemon
+   launch over the floor launch beside it is shown too. The daemon's own phase timings
+   (from its answers) show which engine calls it made: it may skip the DELETE for a
+   name it knows is free, which the floor, knowing nothing, cannot.
+
+The daemon gets its own socket under a short /tmp directory, a unique instance label and
+peer id, NetworkMode "none" and the default engine_limit. Everything made is removed at
+the end, also after a failure or Ctrl-C: the daemon is stopped with SIGTERM (its exit
+status must be 0), its containers go by its instance label, the floor's by a bench
+label, and the image tags by name.
+
+    scripts/bench/daemon.py [--engine docker-20.10] [-n 200] [--serial 40] [--rounds 3]
+                            [--socket PATH] [--json]
+
+Exit status: 0 when every target is met, 1 when one is missed, 2 on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import io
+import json
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import timeit
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from ccdaemon.apiclient import Client
+from ccdaemon.config import load
+from ccdaemon.engine import Engine, EngineError, NoSuchContainer, NoSuchImage, archive
+from ccdaemon.engine import containers as engine_containers
+from ccdaemon.engine import images as engine_images
+from ccdaemon.runtime.certs import ChaincodeCA
+from ccdaemon.runtime.dockervm import LaunchSpec
+from ccdaemon.runtime.hostconfig import INSTANCE_LABEL
+from ccdaemon.runtime.launchconfig import launch_config
+from ccdaemon.runtime.naming import names
+
+if TYPE_CHECKING:
+    from ccdaemon.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+CCDAEMON = ROOT / ".venv" / "bin" / "ccdaemon"
+BASE_IMAGE = "localhost/ccdaemon/busybox:latest"
+#: The stand-in chaincode: Fabric's images run /usr/local/bin/chaincode; this one says
+#: one line (so the attached output stream carries something) and then idles.
+STUB_IMAGE = "localhost/ccdaemon/bench-chaincode:1"
+STUB_SCRIPT = b'#!/bin/sh\necho "bench chaincode up: $*"\nexec sleep 3600\n'
+#: Containers the floor makes carry this label, not the daemon's instance label, so the
+#: daemon's event watcher and recovery never take them for its own.
+FLOOR_LABEL = "ccdaemon.bench-floor"
+PEER_ADDRESS = "peer0.bench:7052"
+CC_TYPE = "golang"
+WARMUP = 3
+#: Seconds for the daemon (and the baseline) to become ready, and to exit on SIGTERM.
+READY_TIMEOUT = 60.0
+EXIT_TIMEOUT = 60.0
+#: Seconds the daemon settles after a burst before its RSS is read: attached output
+#: arrives and the event loop drains.
+SETTLE = 2.0
+#: Targets: (comparison, bound).
+IDLE_RATIO_TARGET = 1.5
+LOADED_MIB_TARGET = 60.0
+LATENCY_RATIO_TARGET = 1.05
+
+
+# --- Process memory.
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM of ``pid`` in MiB, from /proc (the kernel's own accounting)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+# --- The floor: the least a client can send the engine for one launch.
+
+
+class RawHTTP:
+    """Hand-written HTTP/1.1 on one kept-alive Unix connection: nothing but the bytes."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
+        """Write one request; read its status line and headers; return the status."""
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_unix_connection(self.socket)
+        lines = [f"{method} {target} HTTP/1.1", "Host: docker", f"Content-Length: {len(body)}"]
+        if ctype:
+            lines.append(f"Content-Type: {ctype}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        self.head = head.lower()
+        return int(head[9:12])
+
+    async def request(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
+        """One request and its whole response body (read and dropped); return the status."""
+        status = await self.send(method, target, body, ctype)
+        assert self.reader is not None  # noqa: S101 -- send connected it
+        if status in {204, 304} or status < 200:
+            return status
+        if b"transfer-encoding: chunked" in self.head:
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        else:
+            start = self.head.find(b"content-length:")
+            if start >= 0:
+                end = self.head.index(b"\r\n", start)
+                await self.reader.readexactly(int(self.head[start + 15 : end]))
+        return status
+
+    def close(self) -> None:
+        """Close the connection (for an attach: end the stream)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = self.reader = None
+
+
+def plain_targz(files: dict[str, bytes]) -> bytes:
+    """The TLS files as a client without ccdaemon's packer makes them: tarfile and gzip."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+@dataclass
+class Floor:
+    """The floor's connection, its request parts, and the attach streams it holds open."""
+
+    socket: str
+    api: str
+    spec: LaunchSpec
+    attach: bool
+    conn: RawHTTP = field(init=False)
+    streams: list[RawHTTP] = field(default_factory=list)
+    made: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.conn = RawHTTP(self.socket)
+
+    async def launch(self, name: str) -> None:
+        """One launch, as the daemon's DockerVM.start sends it."""
+        prefix = f"/v{self.api}/containers"
+        status = await self.conn.request("DELETE", f"{prefix}/{name}?force=1")
+        check(status, 404, "DELETE ?force=1")
+        # Built per launch as any client must: the id and the TLS files differ per chaincode.
+        body = self.spec.create_body(attach=self.attach)
+        body["Env"] = [*body["Env"], f"BENCH_NAME={name}"]
+        status = await self.conn.request(
+            "POST", f"{prefix}/create?name={name}", json.dumps(body).encode(), "application/json"
+        )
+        check(status, 201, "create")
+        self.made.append(name)
+        if self.attach:
+            # A stream holds its connection for the container's life: a new one each time.
+            stream = RawHTTP(self.socket)
+            self.streams.append(stream)
+            query = "stream=1&stdout=1&stderr=1&logs=1"
+            check(await stream.send("POST", f"{prefix}/{name}/attach?{query}"), 200, "attach")
+        tls = plain_targz(dict(self.spec.files))
+        status = await self.conn.request(
+            "PUT", f"{prefix}/{name}/archive?path=%2F", tls, "application/x-tar"
+        )
+        check(status, 200, "PUT archive")
+        check(await self.conn.request("POST", f"{prefix}/{name}/start"), 204, "start")
+
+    async def clear(self) -> None:
+        """Untimed: remove what the launches made and end their attach streams."""
+        for name in self.made:
+            await self.conn.request("DELETE", f"/v{self.api}/containers/{name}?force=1")
+        self.made.clear()
+        for stream in self.streams:
+            stream.close()
+        self.streams.clear()
+
+    def close(self) -> None:
+        """Close every connection."""
+        self.conn.close()
+        for stream in self.streams:
+            stream.close()
+
+
+def check(status: int, wanted: int, what: str) -> None:
+    """Fail loudly when the engine refuses a step: a benchmark of errors measures nothing."""
+    if status != wanted:
+        raise RuntimeError(f"floor: {what} answered {status}, not {wanted}")
+
+
+# --- The run.
+
+
+@dataclass
+class Run:
+    """What the run made (for cleanup) and what it measured."""
+
+    engine_socket: str
+    directory: Path
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    daemon: asyncio.subprocess.Process | None = None
+    baseline: asyncio.subprocess.Process | None = None
+    tagged: list[str] = field(default_factory=list)
+    built_stub: bool = False
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instance(self) -> str:
+        """The daemon's instance label value."""
+        return f"bench-{self.tag}"
+
+    @property
+    def api_socket(self) -> Path:
+        """The daemon's API socket."""
+        return self.directory / "ccd.sock"
+
+    @property
+    def log_path(self) -> Path:
+        """Where the daemon's own log goes (never a pipe: an unread pipe would block it)."""
+        return self.directory / "daemon.log"
+
+
+def write_config(run: Run) -> Path:
+    """The daemon's TOML configuration for this run."""
+    text = f"""\
+instance = "{run.instance}"
+
+[listen]
+socket = "{run.api_socket}"
+
+[engine]
+endpoint = "unix://{run.engine_socket}"
+
+[runtime]
+network_id = "bench"
+peer_id = "p{run.tag}"
+attach_stdout = true
+startup_timeout = 120
+
+[runtime.host_config]
+NetworkMode = "none"
+
+[shutdown]
+grace = 10
+"""
+    path = run.directory / "ccdaemon.toml"
+    path.write_text(text)
+    return path
+
+
+async def start_baseline(run: Run) -> None:
+    """The baseline process: the venv's interpreter with aiohttp imported, idle."""
+    code = "import aiohttp, sys, time; print('ready', flush=True); time.sleep(86400)"
+    run.baseline = await asyncio.create_subprocess_exec(
+        str(VENV_PYTHON), "-c", code, stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    assert run.baseline.stdout is not None  # noqa: S101 -- asked for a pipe
+    async with asyncio.timeout(READY_TIMEOUT):
+        await run.baseline.stdout.readline()
+
+
+async def start_daemon(run: Run, config: Path, log: io.TextIOWrapper) -> dict[str, Any]:
+    """Start ``ccdaemon serve`` and poll GET /v1/health until it says "ok"; answer it."""
+    # A session of its own: a Ctrl-C at the terminal reaches only this script, whose
+    # cleanup then stops the daemon with SIGTERM and checks how it exits.
+    run.daemon = await asyncio.create_subprocess_exec(
+        str(CCDAEMON),
+        "serve",
+        "--config",
+        str(config),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    connector = aiohttp.UnixConnector(path=str(run.api_socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        asyncio.timeout(READY_TIMEOUT),
+    ):
+        while True:
+            if run.daemon.returncode is not None:
+                raise RuntimeError(f"the daemon exited with {run.daemon.returncode} at start")
+            try:
+                async with session.get("http://ccdaemon/v1/health") as answer:
+                    body = await answer.json()
+                    if answer.status == 200 and body.get("status") == "ok":
+                        return dict(body)
+            except (aiohttp.ClientError, json.JSONDecodeError):
+                pass
+            await asyncio.sleep(0.05)
+
+
+async def ensure_stub(run: Run, engine: Engine) -> None:
+    """Build the stand-in chaincode image unless the engine has it."""
+    try:
+        await engine_images.inspect(engine, STUB_IMAGE)
+    except NoSuchImage:
+        dockerfile = (
+            f"FROM {BASE_IMAGE}\nCOPY chaincode /usr/local/bin/chaincode\n"
+            "RUN chmod 0755 /usr/local/bin/chaincode\n"
+        )
+        context = archive.tar({"Dockerfile": dockerfile.encode(), "chaincode": STUB_SCRIPT})
+        await engine_images.build(engine, context, STUB_IMAGE)
+        run.built_stub = True
+
+
+async def tag_images(run: Run, engine: Engine, ccids: list[str]) -> None:
+    """Give each ccid the image name the daemon will look for (no build at launch)."""
+    for ccid in ccids:
+        image = names(ccid, network_id="bench", peer_id=f"p{run.tag}").image
+        await engine_images.tag(engine, STUB_IMAGE, image)
+        run.tagged.append(image)
+
+
+def launch_body(ccid: str) -> dict[str, Any]:
+    """A launch request as a peer sends it; TLS credentials issued by the daemon's CA."""
+    return {"ccid": ccid, "type": CC_TYPE, "peer_address": PEER_ADDRESS, "mspid": "BenchMSP"}
+
+
+def floor_spec(config: Config, tag: str) -> LaunchSpec:
+    """The floor's container: the daemon's create body for a chaincode, from its library.
+
+    Same command, environment, TLS files and HostConfig (policy applied) as the daemon
+    sends; computed once, outside the timed region.
+    """
+    ccid = f"floor:{tag}"
+    launch = launch_config(
+        ccid=ccid,
+        cc_type=CC_TYPE,
+        peer_address=PEER_ADDRESS,
+        tls=ChaincodeCA.generate().issue(),
+        mspid="BenchMSP",
+        layout=config.runtime.layout,
+        logging=config.runtime.logging,
+    )
+    return LaunchSpec(
+        container="",
+        image=STUB_IMAGE,
+        args=launch.args,
+        env=launch.env,
+        files=launch.files,
+        host_config=config.policy.apply(config.runtime.host_config.to_engine()),
+        labels={FLOOR_LABEL: tag},
+    )
+
+
+async def measure_loaded(run: Run, engine: Engine, client: Client, count: int) -> None:
+    """Launch ``count`` chaincodes at once through the API; read the daemon's memory."""
+    assert run.daemon is not None  # noqa: S101 -- started before
+    ccids = [f"load{i}:{run.tag}" for i in range(count)]
+    await tag_images(run, engine, ccids)
+    began = time.perf_counter()
+    answers = await asyncio.gather(*(client.launch(launch_body(ccid)) for ccid in ccids))
+    wall = time.perf_counter() - began
+    await asyncio.sleep(SETTLE)
+    # Read with the burst's API connections still open, then again once the client has
+    # closed them: aiohttp keeps each idle keep-alive connection (parser, buffers, last
+    # response) for 75 s, which is the client's doing, not the running chaincodes' cost.
+    with_connections = memory_mib(run.daemon.pid)[0]
+    await client.close()
+    await asyncio.sleep(SETTLE)
+    health = await client.health()
+    running = health["chaincodes"]["running"]
+    if running != count:
+        raise RuntimeError(f"{running} chaincodes running after {count} launches")
+    rss, hwm = memory_mib(run.daemon.pid)
+    run.figures["loaded"] = {
+        "count": count,
+        "rss_mib": rss,
+        "hwm_mib": hwm,
+        "rss_connections_open_mib": with_connections,
+        "launch_wall_s": wall,
+        "launches_per_s": count / wall,
+        "built": sum(1 for a in answers if a["built"]),
+    }
+    await asyncio.gather(*(client.stop(ccid, timeout=0) for ccid in ccids))
+    await asyncio.sleep(SETTLE)
+    run.figures["after_stop_rss_mib"] = memory_mib(run.daemon.pid)[0]
+
+
+async def measure_serial(
+    run: Run, engine: Engine, client: Client, config: Config, args: argparse.Namespace
+) -> None:
+    """Serial launches: floor (with and without attach) and daemon, rounds interleaved."""
+    # The API version the daemon negotiated, so both send the same paths.
+    api = str(run.figures["engine"]["api_version"])
+    spec = floor_spec(config, run.tag)
+    floors = {
+        "floor": Floor(run.engine_socket, api, spec, attach=config.runtime.attach_stdout),
+        "floor-no-attach": Floor(run.engine_socket, api, spec, attach=False),
+    }
+    rounds = args.rounds
+    warm = [f"warm{i}:{run.tag}" for i in range(WARMUP)]
+    ccids = [[f"serial{r}-{i}:{run.tag}" for i in range(args.serial)] for r in range(rounds)]
+    await tag_images(run, engine, warm + [ccid for batch in ccids for ccid in batch])
+    latencies: dict[str, list[float]] = {"daemon": [], **{k: [] for k in floors}}
+    per_round: dict[str, list[float]] = {k: [] for k in latencies}
+    server: list[dict[str, float]] = []
+
+    async def one(kind: str, label: str) -> float:
+        """One timed launch of ``kind``: a container name for a floor, a ccid for the daemon."""
+        began = time.perf_counter()
+        if kind != "daemon":
+            await floors[kind].launch(label)
+            return time.perf_counter() - began
+        answer = await client.launch(launch_body(label))
+        elapsed = time.perf_counter() - began
+        server.append(answer["timings"])
+        return elapsed
+
+    async def round_(number: int, batch: list[str]) -> dict[str, list[float]]:
+        """Launches alternate kind by kind, the order rotating, so drift hits all alike."""
+        kinds = ["floor", "daemon", "floor-no-attach"]
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for i, ccid in enumerate(batch):
+            for kind in kinds[i % 3 :] + kinds[: i % 3]:
+                label = ccid if kind == "daemon" else f"bench-{run.tag}-{kind}-{number}-{i}"
+                times[kind].append(await one(kind, label))
+        # Untimed: the floors' containers go, and the daemon's by Fabric's stop (t=0).
+        for floor in floors.values():
+            await floor.clear()
+        await asyncio.gather(*(client.stop(ccid, timeout=0) for ccid in batch))
+        return times
+
+    try:
+        # Warm-up, untimed: connections, the daemon's first-call paths, the engine's caches.
+        await round_(-1, warm)
+        server.clear()
+        for number in range(rounds):
+            for kind, times in (await round_(number, ccids[number])).items():
+                latencies[kind] += times
+                per_round[kind].append(statistics.median(times))
+    finally:
+        for floor in floors.values():
+            floor.close()
+    run.figures["serial"] = summarize(latencies, per_round, server, args)
+
+
+def summarize(
+    latencies: dict[str, list[float]],
+    per_round: dict[str, list[float]],
+    server: list[dict[str, float]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The serial figures: medians, p95, per-round medians, paired ratio, daemon phases."""
+    pairs = [d / f for d, f in zip(latencies["daemon"], latencies["floor"], strict=True)]
+    return {
+        "launches": args.serial,
+        "rounds": args.rounds,
+        "p50_ms": {k: statistics.median(v) * 1000 for k, v in latencies.items()},
+        "p95_ms": {k: percentile(v, 0.95) * 1000 for k, v in latencies.items()},
+        "round_p50_ms": {k: [x * 1000 for x in v] for k, v in per_round.items()},
+        # Each daemon launch over the floor launch beside it: less exposed to drift.
+        "paired_ratio_p50": statistics.median(pairs),
+        "daemon_phases_p50_ms": {
+            phase: statistics.median(t[phase] for t in server if phase in t) * 1000
+            for phase in sorted({p for t in server for p in t})
+        },
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value ``share`` of the way up the sorted values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[round(share * (len(ordered) - 1))]
+
+
+async def bench(run: Run, args: argparse.Namespace, log: io.TextIOWrapper) -> None:
+    """Everything, in order; cleanup in ``finally`` whatever happens."""
+    config_path = write_config(run)
+    config = load(config_path, environ={})
+    try:
+        async with Engine(f"unix://{run.engine_socket}") as engine:
+            await ensure_stub(run, engine)
+            await start_baseline(run)
+            health = await start_daemon(run, config_path, log)
+            assert run.daemon is not None  # noqa: S101
+            assert run.baseline is not None  # noqa: S101
+            await asyncio.sleep(SETTLE)
+            rss, hwm = memory_mib(run.daemon.pid)
+            base_rss, base_hwm = memory_mib(run.baseline.pid)
+            run.figures["engine"] = health["engine"]
+            run.figures["idle"] = {"rss_mib": rss, "hwm_mib": hwm}
+            run.figures["baseline"] = {"rss_mib": base_rss, "hwm_mib": base_hwm}
+            async with Client(run.api_socket) as client:
+                await measure_loaded(run, engine, client, args.n)
+                await measure_serial(run, engine, client, config, args)
+            # What the daemon does per launch that the floor does not: issue a certificate.
+            ca = ChaincodeCA.generate()
+            issue = min(timeit.repeat(ca.issue, number=20, repeat=3)) / 20
+            run.figures["cert_issue_ms"] = issue * 1000
+    finally:
+        await cleanup(run)
+
+
+async def cleanup(run: Run) -> None:
+    """Stop the daemon (SIGTERM, exit 0 expected) and remove everything the run made."""
+    with contextlib.suppress(ProcessLookupError):
+        if run.baseline is not None:
+            run.baseline.kill()
+            await run.baseline.wait()
+    if run.daemon is not None:
+        if run.daemon.returncode is None:
+            run.daemon.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(EXIT_TIMEOUT):
+                    await run.daemon.wait()
+            except TimeoutError:
+                run.daemon.kill()
+                await run.daemon.wait()
+                run.figures["daemon_exit"] = "killed: no exit within 60 s of SIGTERM"
+        run.figures.setdefault("daemon_exit", run.daemon.returncode)
+    async with Engine(f"unix://{run.engine_socket}") as engine:
+        for labels in ({INSTANCE_LABEL: run.instance}, {FLOOR_LABEL: run.tag}):
+            for item in await engine_containers.list_(engine, labels=labels):
+                with contextlib.suppress(NoSuchContainer):
+                    await engine_containers.remove(engine, str(item["Id"]), force=True)
+        for image in [*run.tagged, *([STUB_IMAGE] if run.built_stub else [])]:
+            try:
+                await engine_images.remove(engine, image)
+            except NoSuchImage:
+                pass
+            except EngineError as exc:
+                print(f"cleanup: cannot remove image {image}: {exc}", file=sys.stderr)
+
+
+# --- Reporting.
+
+
+def verdicts(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | None]]:
+    """The table's rows: measure, value, baseline, ratio, target, met (None: no target)."""
+    base = figures["baseline"]["rss_mib"]
+    idle = figures["idle"]["rss_mib"]
+    loaded = figures["loaded"]
+    serial = figures["serial"]
+    p50 = serial["p50_ms"]
+    p95 = serial["p95_ms"]
+    hop = p50["daemon"] - serial["daemon_phases_p50_ms"].get("total", 0.0)
+    count = loaded["count"]
+    exit_ = figures["daemon_exit"]
+    return [
+        ("idle RSS", f"{idle:.1f} MiB", f"{base:.1f} MiB", f"{idle / base:.2f}x",
+         f"<= {IDLE_RATIO_TARGET}x", idle / base <= IDLE_RATIO_TARGET),
+        ("idle VmHWM", f"{figures['idle']['hwm_mib']:.1f} MiB",
+         f"{figures['baseline']['hwm_mib']:.1f} MiB",
+         f"{figures['idle']['hwm_mib'] / figures['baseline']['hwm_mib']:.2f}x", "-", None),
+        (f"RSS, {count} running", f"{loaded['rss_mib']:.1f} MiB", f"{base:.1f} MiB",
+         f"{loaded['rss_mib'] / base:.2f}x", f"<= {LOADED_MIB_TARGET:g} MiB",
+         loaded["rss_mib"] <= LOADED_MIB_TARGET),
+        (f"  with {count} API conns open", f"{loaded['rss_connections_open_mib']:.1f} MiB",
+         f"{base:.1f} MiB", f"{loaded['rss_connections_open_mib'] / base:.2f}x", "-", None),
+        (f"VmHWM, {count} running", f"{loaded['hwm_mib']:.1f} MiB", f"{base:.1f} MiB",
+         f"{loaded['hwm_mib'] / base:.2f}x", "-", None),
+        (f"RSS after {count} stops", f"{figures['after_stop_rss_mib']:.1f} MiB",
+         f"{idle:.1f} MiB (idle)", f"{figures['after_stop_rss_mib'] / idle:.2f}x", "-", None),
+        (f"{count} launches at once", f"{loaded['launches_per_s']:.1f} /s", "-", "-", "-", None),
+        ("serial launch p50", f"{p50['daemon']:.2f} ms", f"{p50['floor']:.2f} ms",
+         f"{p50['daemon'] / p50['floor']:.3f}x", f"<= {LATENCY_RATIO_TARGET}x",
+         p50["daemon"] / p50["floor"] <= LATENCY_RATIO_TARGET),
+        ("  paired daemon/floor p50", "-", "-", f"{serial['paired_ratio_p50']:.3f}x", "-",
+         None),
+        ("serial launch p95", f"{p95['daemon']:.2f} ms", f"{p95['floor']:.2f} ms",
+         f"{p95['daemon'] / p95['floor']:.3f}x", "-", None),
+        ("  vs floor w/o attach", f"{p50['daemon']:.2f} ms", f"{p50['floor-no-attach']:.2f} ms",
+         f"{p50['daemon'] / p50['floor-no-attach']:.3f}x", "-", None),
+        ("  API hop (client-server)", f"{hop:.2f} ms", "-", "-", "-", None),
+        ("  cert issue per launch", f"{figures['cert_issue_ms']:.2f} ms", "-", "-", "-", None),
+        ("SIGTERM exit status", str(exit_), "0", "-", "0", exit_ == 0),
+    ]  # fmt: skip
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Print the table and the detail; return whether every target is met."""
+    rows = verdicts(figures)
+    engine = figures["engine"]
+    serial = figures["serial"]
+    print(
+        f"engine {args.engine} ({engine['kind']} {engine['version']}, API "
+        f"{engine['api_version']}); {figures['loaded']['count']} concurrent launches; "
+        f"{serial['launches']} serial launches x {serial['rounds']} rounds per kind"
+    )
+    header = ("measure", "value", "baseline", "ratio", "target", "met?")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        met = row[5] if isinstance(row[5], str) else {True: "yes", False: "NO", None: "-"}[row[5]]
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
+        print("  ".join([*cells, met]))
+    print("per-round p50 ms: " + "; ".join(
+        f"{kind} {', '.join(f'{x:.2f}' for x in values)}"
+        for kind, values in serial["round_p50_ms"].items()
+    ))  # fmt: skip
+    print("daemon phases p50 ms (server side): " + ", ".join(
+        f"{phase} {value:.2f}" for phase, value in serial["daemon_phases_p50_ms"].items()
+    ))  # fmt: skip
+    return all(row[5] is not False for row in rows)
+
+
+def engine_socket(name: str) -> str:
+    """Start (or find) the named engine with scripts/engines and return its socket."""
+    up = subprocess.run(
+        [str(ROOT / "scripts" / "engines"), "up", name],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sockets = dict(line.split(maxsplit=1) for line in up.stdout.splitlines() if line.strip())
+    return sockets[name]
+
+
+def main() -> int:
+    """Parse arguments, run the benchmark, print the table (or JSON); 0 when all targets met."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
+    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    parser.add_argument("-n", type=int, default=200, help="chaincodes launched at once")
+    parser.add_argument("--serial", type=int, default=40, help="serial launches per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the order rotates")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    socket = args.socket or engine_socket(args.engine)
+    # Short: Unix socket paths are limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))
+    directory.chmod(0o700)
+    run = Run(socket, directory)
+    failed = False
+    try:
+        with run.log_path.open("w") as log:
+            asyncio.run(bench(run, args, log))
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed and run.log_path.exists():
+            tail = run.log_path.read_text(errors="replace").splitlines()[-30:]
+            print("daemon log, last lines:", *tail, sep="\n  ", file=sys.stderr)
+        shutil.rmtree(directory, ignore_errors=True)
+    if args.json:
+        print(json.dumps(run.figures, indent=2, default=str))
+        met = all(row[5] is not False for row in verdicts(run.figures))
+    else:
+        met = report(run.figures, args)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
+        traceback.print_exc()
+        sys.exit(2)
