@@ -117,6 +117,15 @@ def _serve_command(args: argparse.Namespace) -> int:
     return serve(config, check_config=args.check_config)
 
 
+def _install_builder_command(args: argparse.Namespace) -> int:
+    from ccdaemon.fabricbuilder import install  # noqa: PLC0415 -- only this command needs it
+
+    # sys.executable unresolved: a venv's interpreter finds its packages by that path.
+    for path in install(args.directory, sys.executable):
+        print(path)
+    return 0
+
+
 # The client commands: each takes an open Client and the parsed arguments.
 
 
@@ -274,6 +283,7 @@ def _with_client(
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve_command,
     "engine-check": _engine_check_command,
+    "install-builder": _install_builder_command,
     "launch": _with_client(_launch),
     "build": _with_client(_build),
     "stop": _with_client(_stop),
@@ -370,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
             epilog=EXIT_STATUS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if name not in {"serve", "engine-check"}:
+        if name not in {"serve", "engine-check", "install-builder"}:
             _connection_options(sub, top_level=False)
         return sub
 
@@ -414,6 +424,18 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--api-version", help="pin this API version instead of negotiating")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    builder = command(
+        "install-builder",
+        "install the Fabric external builder for a peer",
+        "Write DIRECTORY/bin/{detect,build,release,run}, the Fabric external builder that "
+        "builds and runs chaincode through this daemon, each run by this command's own "
+        "Python interpreter (the peer prunes PATH). Name DIRECTORY as the builder's path "
+        "in the peer's core.yaml chaincode.externalBuilders, with propagateEnvironment: "
+        "[CCDAEMON_SOCKET]. Prints the paths written.\n\n"
+        "example:\n  ccdaemon install-builder /opt/ccdaemon/fabric-builder",
+    )
+    builder.add_argument("directory", type=Path, help="the builder's directory")
     return top
 
 
@@ -434,7 +456,10 @@ def _add_work_commands(command: Callable[[str, str, str], argparse.ArgumentParse
     launch.add_argument(
         "--peer-address", required=True, metavar="HOST:PORT", help="the peer's chaincode address"
     )
-    launch.add_argument("--mspid", help="the peer's MSP id (default: empty)")
+    launch.add_argument(
+        "--mspid",
+        help="the peer's MSP id (default: the daemon's runtime.mspid, core.yaml peer.localMspId)",
+    )
     launch.add_argument(
         "--package",
         type=_package_file,

@@ -417,6 +417,7 @@ _KEYS: dict[str, _Kind] = {
     "engine.build_limit": _whole(1),
     "runtime.network_id": _any_string(),
     "runtime.peer_id": _any_string(),
+    "runtime.mspid": _any_string(),
     "runtime.startup_timeout": _number(0),
     "runtime.layout": _choice("2.x", "1.4"),
     "runtime.attach_stdout": _boolean(),

@@ -169,6 +169,7 @@ def _read_settings(reader: _Reader, variables: Mapping[str, str]) -> None:
 
     reader.map("peer.id", "runtime.peer_id", _string)
     reader.map("peer.networkId", "runtime.network_id", _string)
+    reader.map("peer.localMspId", "runtime.mspid", _string)
     reader.map("vm.endpoint", "engine.endpoint", _string)
     reader.map("vm.docker.attachStdout", "runtime.attach_stdout", _boolean)
     reader.map("vm.docker.hostConfig", "runtime.host_config", _host_config)

@@ -99,7 +99,9 @@ async def launch(request: web.Request) -> web.StreamResponse:
     launch_request = schemas.launch_request(body, max_package_size=daemon.max_package_size)
 
     async def work(progress: Callable[[str], object] | None) -> dict[str, Any]:
-        cc, launched = await daemon.supervisor.launch(launch_request, progress=progress)
+        cc, launched = await daemon.in_flight(
+            daemon.supervisor.launch(launch_request, progress=progress)
+        )
         return {"chaincode": cc.to_json(), "built": launched.built, "timings": launched.timings}
 
     return await _answer(request, work, status=201)
@@ -115,7 +117,9 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     async def work(progress: Callable[[str], object] | None) -> dict[str, Any]:
         began = time.perf_counter()
-        image, built = await daemon.build(body.ccid, body.package, progress=progress)
+        image, built = await daemon.in_flight(
+            daemon.build(body.ccid, body.package, progress=progress)
+        )
         return {"image": image, "built": built, "duration": time.perf_counter() - began}
 
     return await _answer(request, work, status=200)
@@ -232,7 +236,9 @@ async def gc(request: web.Request) -> web.Response:
     """Remove exited containers and unused images carrying this daemon's labels."""
     daemon = request.app[DAEMON]
     daemon.admit()
-    result = await collect(daemon.supervisor, daemon.labels, dry_run=_bool(request, "dry_run"))
+    result = await daemon.in_flight(
+        collect(daemon.supervisor, daemon.labels, dry_run=_bool(request, "dry_run"))
+    )
     return json_response(
         {"dry_run": result.dry_run, "containers": result.containers, "images": result.images}
     )

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ccdaemon.daemon.errors import APIError
+from ccdaemon.engine import InvalidParameter, images
 from ccdaemon.runtime.certs import ClientCredentials, validate_supplied
 from ccdaemon.runtime.errors import InvalidRequest, PackageTooLarge
 from ccdaemon.runtime.launcher import LaunchRequest
@@ -27,7 +28,7 @@ from ccdaemon.runtime.package import (
 )
 
 _LAUNCH_FIELDS = frozenset(
-    {"ccid", "type", "peer_address", "mspid", "package", "format", "path", "tls"}
+    {"ccid", "type", "peer_address", "mspid", "package", "format", "path", "tls", "image"}
 )
 _BUILD_FIELDS = frozenset({"ccid", "type", "package", "format", "path"})
 _TLS_FIELDS = frozenset({"enabled", "client_cert", "client_key", "root_cert"})
@@ -73,6 +74,7 @@ def launch_request(body: dict[str, Any], *, max_package_size: int) -> LaunchRequ
         )
     mspid = _text(body, "mspid", required=False)
     tls, tls_enabled = _tls(body.get("tls"))
+    image = _image(body)
     package = _package(body, ccid, cc_type, max_package_size) if "package" in body else None
     return LaunchRequest(
         ccid=ccid,
@@ -82,6 +84,7 @@ def launch_request(body: dict[str, Any], *, max_package_size: int) -> LaunchRequ
         tls=tls,
         tls_enabled=tls_enabled,
         package=package,
+        image=image,
     )
 
 
@@ -129,6 +132,23 @@ def _json_type(value: object) -> str:
         dict: "an object",
     }
     return kinds.get(type(value), type(value).__name__)
+
+
+def _image(body: dict[str, Any]) -> str | None:
+    """The image to run instead of the chaincode's own (built at install), or None.
+
+    Only its form is checked here; whether the daemon built it is the launcher's check.
+    """
+    if "image" not in body:
+        return None
+    image = _text(body, "image")
+    if "package" in body:
+        raise InvalidRequest("image", "excludes package: the image is already built")
+    try:
+        images.check_reference(image)
+    except InvalidParameter as exc:
+        raise InvalidRequest("image", exc.message) from None
+    return image
 
 
 def _tls(value: object) -> tuple[ClientCredentials | None, bool]:

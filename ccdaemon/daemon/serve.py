@@ -58,6 +58,8 @@ log = logging.getLogger("ccdaemon")
 
 #: Longest pause between attempts to reach an absent engine at start.
 _MAX_BACKOFF = 5.0
+#: What requests still open after the drain (health, lists) get to finish.
+_LAST_REQUESTS = 2.0
 
 
 class StartError(CcdaemonError):
@@ -154,31 +156,32 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
             )
             metrics.watch_queue(queue.stats)
             runner = web.AppRunner(
-                make_app(daemon), shutdown_timeout=config.shutdown.grace, access_log=None
+                make_app(daemon), shutdown_timeout=_LAST_REQUESTS, access_log=None
             )
             await runner.setup()
-            cleaned = False
             try:
                 await _listen(runner, config)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await runner.cleanup()
+                raise
+            try:
                 group.start_soon(notifier.run_watchdog)
                 group.start_soon(_start, config, daemon, notifier, group)
                 if stop is None:
-                    await _signals(config, notifier)
+                    await _signals(config, daemon, notifier)
                 else:
                     await stop.wait()
                 log.info(
                     "stopping: no new work; in-flight launches get %g s", config.shutdown.grace
                 )
                 notifier.stopping("stopping")
-                daemon.end_long_polls()
-                await runner.cleanup()  # waits up to shutdown.grace, then cancels handlers
-                cleaned = True
+                await daemon.drain(config.shutdown.grace)
                 if config.shutdown.stop_chaincodes and daemon.ready.is_set():
                     await _stop_all(daemon, config.shutdown.stop_timeout)
             finally:
                 with anyio.CancelScope(shield=True):
-                    if not cleaned:
-                        await runner.cleanup()
+                    await runner.cleanup()
                     _unlink(config.listen.socket)
                 group.cancel_scope.cancel()
     log.info("stopped")
@@ -229,7 +232,7 @@ async def _reach(engine: Engine, notifier: Notifier) -> EngineVersion:
         backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
-async def _signals(config: Config, notifier: Notifier) -> None:
+async def _signals(config: Config, daemon: Daemon, notifier: Notifier) -> None:
     """Return on SIGTERM or SIGINT; reload on SIGHUP."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
@@ -237,7 +240,10 @@ async def _signals(config: Config, notifier: Notifier) -> None:
                 return
             notifier.reloading()
             _reload(config)
-            notifier.ready("configuration reloaded")
+            if daemon.ready.is_set():
+                notifier.ready("configuration reloaded")
+            else:  # still starting: READY=1 stays the start's to send
+                notifier.status("configuration reloaded; waiting for the engine")
 
 
 def _reload(config: Config) -> None:
@@ -283,6 +289,16 @@ async def _listen(runner: web.AppRunner, config: Config) -> None:
         await web.UnixSite(runner, str(path)).start()
     finally:
         os.umask(old)
+    try:
+        await _finish_listening(runner, config)
+    except BaseException:
+        _unlink(path)  # ours: bound just above
+        raise
+
+
+async def _finish_listening(runner: web.AppRunner, config: Config) -> None:
+    """The socket's group and mode, and the TCP listener."""
+    path = config.listen.socket
     if config.listen.socket_group:
         try:
             os.chown(path, -1, grp.getgrnam(config.listen.socket_group).gr_gid)

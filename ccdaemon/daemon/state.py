@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from aiohttp import web
 
 from ccdaemon.daemon.errors import APIError
+from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Coroutine, Mapping
 
     from ccdaemon.daemon.metrics import Metrics
     from ccdaemon.engine import Engine
@@ -49,6 +50,8 @@ class Daemon:
         self.ready = anyio.Event()
         self.stopping = False
         self._polls: set[anyio.CancelScope] = set()
+        self._work: set[anyio.CancelScope] = set()
+        self._idle = anyio.Event()
 
     def admit(self) -> None:
         """Refuse new work while starting or stopping.
@@ -79,11 +82,48 @@ class Daemon:
                 self._polls.discard(scope)
         raise APIError(503, "shutting_down", "the daemon is shutting down")
 
-    def end_long_polls(self) -> None:
-        """Shutdown: end every wait and followed log now."""
+    async def in_flight(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a launch, build or collection that shutdown waits for, then cancels.
+
+        Raises:
+            APIError: 503 ``shutting_down`` when shutdown cancelled it (a cancelled launch
+                has removed what it made).
+        """
+        try:
+            self.admit()
+        except APIError:
+            work.close()  # never started: no "never awaited" warning, nothing to undo
+            raise
+        with anyio.CancelScope() as scope:
+            self._work.add(scope)
+            try:
+                return await work
+            finally:
+                self._work.discard(scope)
+                if self.stopping and not self._work:
+                    self._idle.set()
+        raise APIError(
+            503, "shutting_down", "cancelled: the daemon is stopping; nothing of it is left"
+        )
+
+    async def drain(self, grace: float) -> None:
+        """Shutdown: refuse new work, end long polls, give work ``grace`` seconds, cancel it.
+
+        Returns once cancelled work has finished its cleanup (bounded: each cleanup has
+        its own limit, CLEANUP_TIMEOUT), so nothing is half-made when the engine client
+        closes.
+        """
         self.stopping = True
         for scope in list(self._polls):
             scope.cancel()
+        if not self._work:
+            return
+        with anyio.move_on_after(grace):
+            await self._idle.wait()
+        for scope in list(self._work):
+            scope.cancel()
+        with anyio.move_on_after(CLEANUP_TIMEOUT + 5):
+            await self._idle.wait()
 
     async def build(
         self, ccid: str, package: ChaincodePackage, *, progress: Callable[[str], object] | None

@@ -144,23 +144,23 @@ async def _start(  # noqa: PLR0913 -- start's parts, passed on
             await remove_quietly(engine, spec.container)
     body = spec.create_body(attach=output is not None)
     try:
-        container_id = await _create(engine, spec, body, build, phase)
-    except ContainerAlreadyExists:
-        log.info("container %s exists after all; removing it first", spec.container)
-        with phase("remove"):
-            await remove_quietly(engine, spec.container)
-        container_id = await _create(engine, spec, body, build, phase)
-    try:
+        try:
+            container_id = await _create(engine, spec, body, build, phase)
+        except ContainerAlreadyExists:
+            log.info("container %s exists after all; removing it first", spec.container)
+            with phase("remove"):
+                await remove_quietly(engine, spec.container)
+            container_id = await _create(engine, spec, body, build, phase)
         # 6. Attach before start, so no output is lost.
         if output is not None and task_group is not None:
             with phase("attach"):
                 await task_group.start(_relay, engine, spec.container, output)
         # 7. Upload the TLS files, as one gzip-compressed tar at /.
         if spec.files:
-            with phase("upload"):
+            with phase("upload"), _whole():
                 await containers.put_archive(engine, spec.container, "/", archive.targz(spec.files))
         # 8. Start.
-        with phase("start"):
+        with phase("start"), _whole():
             await containers.start(engine, spec.container)
     except BaseException:
         # A failed or cancelled launch removes what it made (shielded, with its own limit).
@@ -178,15 +178,27 @@ async def _create(
     phase: _Phases,
 ) -> str:
     """5. Create; on a missing image build it, then create again."""
+    container_id = ""
     try:
-        with phase("create"):
-            return await containers.create(engine, spec.container, body)
+        with phase("create"), _whole():
+            container_id = await containers.create(engine, spec.container, body)
     except NoSuchImage:
         log.info("image %s is missing; building it", spec.image)
         with phase("build"):
             await build()
-        with phase("create"):
-            return await containers.create(engine, spec.container, body)
+        with phase("create"), _whole():
+            container_id = await containers.create(engine, spec.container, body)
+    return container_id
+
+
+def _whole() -> anyio.CancelScope:
+    """A step the engine finishes once it is sent, so cancellation waits for its answer.
+
+    Cut off, its outcome would be unknown: a create the engine completes after the
+    cleanup's remove would stay. Control calls have their own timeout, so the wait is
+    bounded.
+    """
+    return anyio.CancelScope(shield=True)
 
 
 class _Phases:

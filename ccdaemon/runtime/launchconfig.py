@@ -94,6 +94,12 @@ def launch_config(  # noqa: PLR0913 -- Fabric's inputs, each named
     if layout == "1.4":
         env = [*logging_env, f"CORE_CHAINCODE_ID_NAME={ccid}", *_tls_env(tls, layout)]
         return LaunchConfig(tuple(args), tuple(env), _files(tls, layout))
+    if not mspid:
+        raise InvalidRequest(
+            "mspid",
+            "is required (Fabric 2.x gives every chaincode CORE_PEER_LOCALMSPID): "
+            "pass it, or set runtime.mspid (core.yaml peer.localMspId)",
+        )
     if not _MSPID.fullmatch(mspid):
         raise InvalidRequest("mspid", f"must be an MSP id (letters, digits, ._-): {mspid!r}")
     env = [

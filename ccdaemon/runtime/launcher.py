@@ -18,6 +18,7 @@ from ccdaemon.engine import NoSuchImage, images
 from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
+from ccdaemon.runtime.errors import InvalidRequest
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL, HostConfig
 from ccdaemon.runtime.launchconfig import ChaincodeLogging, Layout, launch_config
 from ccdaemon.runtime.naming import names
@@ -40,6 +41,8 @@ class RuntimeConfig:
 
     network_id: str = ""
     peer_id: str = ""
+    #: peer.localMspId: the MSP id a chaincode gets when its request names none.
+    mspid: str = ""
     host_config: HostConfig = field(default_factory=HostConfig)
     startup_timeout: float = 300.0
     layout: Layout = "2.x"
@@ -66,7 +69,11 @@ class RuntimeConfig:
 
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
-    """One chaincode to launch. ``tls`` None with ``tls_enabled`` issues credentials."""
+    """One chaincode to launch. ``tls`` None with ``tls_enabled`` issues credentials.
+
+    ``image``, when given, is run instead of the chaincode's own image: an image this
+    daemon built earlier (an external builder's build at install), never any other.
+    """
 
     ccid: str
     cc_type: str
@@ -75,6 +82,7 @@ class LaunchRequest:
     tls: ClientCredentials | None = None
     tls_enabled: bool = True
     package: ChaincodePackage | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +147,8 @@ class Launcher:
         ``name_free``: the caller knows no container has the name (see dockervm.start).
 
         Raises:
-            InvalidRequest: a value breaks Fabric's rules (the field names which).
+            InvalidRequest: a value breaks Fabric's rules (the field names which), or
+                ``request.image`` is missing or not this daemon's (field ``image``).
             NoSuchImage: the image is missing and no package was given to build it from.
             BuildFailed, StartupTimeout, EngineError, EngineUnavailable: from the steps.
         """
@@ -152,7 +161,7 @@ class Launcher:
             cc_type=request.cc_type,
             peer_address=request.peer_address,
             tls=tls,
-            mspid=request.mspid,
+            mspid=request.mspid or self._config.mspid,
             layout=self._config.layout,
             logging=self._config.logging,
         )
@@ -161,6 +170,9 @@ class Launcher:
             if request.package is None
             else self._build_request(request.ccid, request.package, image)
         )
+        if request.image is not None:
+            await self._check_owned(request.image)
+            image = request.image
         spec = LaunchSpec(
             container=container,
             image=image,
@@ -270,6 +282,24 @@ class Launcher:
             self._relay(container),
             self._config.output_lines,
         )
+
+    async def _check_owned(self, image: str) -> None:
+        """Refuse an image this daemon did not build: no request may run an arbitrary image.
+
+        Raises:
+            InvalidRequest: the image is missing or lacks this daemon's labels (``image``).
+        """
+        try:
+            found = await images.inspect(self._engine, image)
+        except NoSuchImage:
+            raise InvalidRequest("image", f"no image {image!r} on the engine") from None
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        wanted = self._config.owner_labels()
+        if any(labels.get(key) != value for key, value in wanted.items()):
+            carried = ", ".join(f"{key}={value}" for key, value in sorted(wanted.items()))
+            raise InvalidRequest(
+                "image", f"{image!r} was not built by this daemon (it must carry {carried})"
+            )
 
     def _build_request(self, ccid: str, package: ChaincodePackage, image: str) -> BuildRequest:
         # Checked now, not when the build happens: a bad type or path never reaches the engine.

@@ -84,7 +84,7 @@ class Supervisor:
         # Recovery saw every container of this daemon's, so without a record, or after a
         # removal, the name is free; if not after all, create says so and it is cleared.
         name_free = last is None or last.removed
-        cc = self.registry.launching(request.ccid, container, image)
+        cc = self.registry.launching(request.ccid, container, request.image or image)
         began = time.perf_counter()
         phases: Mapping[str, float] = {}
         try:

@@ -201,6 +201,7 @@ class Spawner:
             "[runtime]\n"
             'network_id = "t"\n'
             f'peer_id = "{self.peer_id}"\n'
+            'mspid = "Org1MSP"\n'
             "attach_stdout = true\n"
             "startup_timeout = 60\n"
             "[runtime.host_config]\n"

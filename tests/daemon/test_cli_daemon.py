@@ -12,7 +12,7 @@ import aiodocker
 import anyio
 import pytest
 
-from ccdaemon.engine import NoSuchImage, archive, images
+from ccdaemon.engine import NoSuchImage, archive, containers, images
 from tests.daemon.conftest import stub_images
 from tests.daemon.process import Spawner, daemons, instance_containers, run_cli
 
@@ -146,20 +146,16 @@ async def test_refusal_and_unreachable_exit_codes(daemon: DaemonProcess, sockdir
     assert str(absent) in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='mspid is optional with default "" in docs/api-contract.md, docs/openapi.yaml and '
-    "`ccdaemon launch --mspid` help, but with runtime.layout 2.x (the default) "
-    'launchconfig.launch_config refuses "" (400 invalid_request, field mspid)',
-)
-async def test_launch_without_mspid_as_the_contract_allows(
+async def test_launch_without_mspid_takes_the_daemons(
     daemon: DaemonProcess, engine: Engine
 ) -> None:
-    """``launch`` without ``--mspid`` (documented default: empty) launches."""
+    """``launch`` without ``--mspid`` takes the daemon's runtime.mspid (peer.localMspId)."""
     one = ccid("nomsp")
     await stub_images(engine, daemon.api, [one])
     done = await cli(daemon, "launch", one, "--type", "golang", "--peer-address", "peer0:7052")
     assert done.returncode == 0, done.stderr
+    env = (await containers.inspect(engine, daemon.names(one)[0]))["Config"]["Env"]
+    assert "CORE_PEER_LOCALMSPID=Org1MSP" in env
 
 
 def go_package(label: str) -> bytes:

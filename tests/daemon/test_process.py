@@ -175,7 +175,7 @@ async def test_sigterm_with_launches_queued_exits_in_time_and_keeps_whole_launch
     left = await instance_containers(docker, spawner.instance)
     assert launched <= {cc for cc, state in left.items() if state == "running"}, (answers, left)
 
-    # Removals the daemon asked for may still be under way at the engine (see the xfail
+    # Removals the daemon asked for may still be under way at the engine (see the test
     # below): let the engine settle before the next daemon looks.
     with anyio.fail_after(15):
         while True:
@@ -194,14 +194,6 @@ async def test_sigterm_with_launches_queued_exits_in_time_and_keeps_whole_launch
     assert await instance_containers(docker, spawner.instance) == dict.fromkeys(adopted, "running")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a launch cancelled at shutdown leaves its container created or removing at exit: "
-    "aiohttp's "
-    "AppRunner(shutdown_timeout=grace) waits only `grace` s for the cancelled handler, so the "
-    "launch's shielded cleanup (dockervm CLEANUP_TIMEOUT) is cut off and the Engine closed "
-    "before the remove completes (ccdaemon/daemon/serve.py, run)",
-)
 async def test_sigterm_leaves_no_half_made_container_at_exit(
     spawner: Spawner, engine: Engine, docker: aiodocker.Docker
 ) -> None:
@@ -214,12 +206,6 @@ async def test_sigterm_leaves_no_half_made_container_at_exit(
     assert set(left.values()) <= {"running"}, (left, daemon.log())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shutdown.grace = 0 waits for in-flight launches without limit: aiohttp's "
-    "ceil_timeout treats a timeout <= 0 as none (ccdaemon/daemon/serve.py, run: "
-    "AppRunner(shutdown_timeout=config.shutdown.grace))",
-)
 async def test_zero_grace_cancels_queued_launches_at_once(spawner: Spawner, engine: Engine) -> None:
     """With shutdown.grace = 0, SIGTERM does not wait for 16 queued launches to finish."""
     config = spawner.write_config(engine_limit=1, grace=0)
@@ -311,12 +297,6 @@ async def test_refuses_to_start_beside_a_daemon_already_listening(spawner: Spawn
     first.check_alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve.run unlinks listen.socket in its finally block even when _listen refused "
-    "to bind because another daemon listens there: the refused daemon deletes the live "
-    "daemon's socket (ccdaemon/daemon/serve.py, run: the try around _listen)",
-)
 async def test_a_refused_second_daemon_leaves_the_first_ones_socket(spawner: Spawner) -> None:
     """The daemon already listening keeps its socket and answers after a second one is refused."""
     config = spawner.write_config()
@@ -375,12 +355,6 @@ async def test_engine_absent_at_start_then_healthy_without_restart(
     assert code == 0, daemon.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve._signals sends READY=1 after every SIGHUP, also while the daemon is still "
-    "waiting for the engine: systemd then thinks start-up is complete "
-    "(ccdaemon/daemon/serve.py, _signals)",
-)
 async def test_sighup_while_waiting_for_the_engine_does_not_claim_readiness(
     spawner: Spawner,
 ) -> None:

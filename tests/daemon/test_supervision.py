@@ -152,7 +152,7 @@ async def test_metrics_show_launches_phases_and_engine_calls(
         for name, labels in samples
         if name == "ccdaemon_launch_phase_duration_seconds_count"
     }
-    assert {"queue", "remove", "create", "upload", "start"} <= phases
+    assert {"queue", "create", "upload", "start"} <= phases
     calls = {
         dict(labels)["call"]
         for name, labels in samples

@@ -1,0 +1,1 @@
+"""Tests of the Fabric external builder, driven as a peer drives it."""
