@@ -22,8 +22,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.runtime.errors import InvalidRequest
 from ccdaemon.runtime.hostconfig import HostConfig
@@ -148,6 +146,9 @@ def import_core_yaml(path: Path, *, fabric_version: str = "2.5.0") -> CoreYaml:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(path, None, f"cannot read the peer's core.yaml: {err}") from err
+    # Imported here: only a daemon pointed at a core.yaml needs the YAML parser.
+    import yaml  # noqa: PLC0415
+
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ccdaemon.daemon.errors import APIError
 from ccdaemon.engine import InvalidParameter, images
-from ccdaemon.runtime.certs import ClientCredentials, validate_supplied
 from ccdaemon.runtime.errors import InvalidRequest, PackageTooLarge
 from ccdaemon.runtime.launcher import LaunchRequest
 from ccdaemon.runtime.package import (
@@ -26,6 +25,9 @@ from ccdaemon.runtime.package import (
     read_code_package,
     read_package,
 )
+
+if TYPE_CHECKING:
+    from ccdaemon.runtime.certs import ClientCredentials
 
 _LAUNCH_FIELDS = frozenset(
     {"ccid", "type", "peer_address", "mspid", "package", "format", "path", "tls", "image"}
@@ -173,6 +175,10 @@ def _tls(value: object) -> tuple[ClientCredentials | None, bool]:
     if len(given) != len(pems):
         missing = sorted(set(pems) - set(given))
         raise InvalidRequest(f"tls.{missing[0]}", "is required when any certificate is given")
+    # Imported here: the cryptography library costs ~8 MiB of memory, which a daemon that
+    # has not yet handled TLS material (or never does: TLS off) need not carry.
+    from ccdaemon.runtime.certs import validate_supplied  # noqa: PLC0415
+
     return validate_supplied(pems["client_cert"], pems["client_key"], pems["root_cert"]), True
 
 

@@ -42,8 +42,7 @@ from ccdaemon.daemon.systemd import Notifier
 from ccdaemon.engine import APIVersionError, Engine, EngineUnavailable, EngineVersion, system
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.launchqueue import LaunchQueue
-from ccdaemon.runtime.certs import ChaincodeCA
-from ccdaemon.runtime.launcher import Launcher
+from ccdaemon.runtime.launcher import Issuer, Launcher
 from ccdaemon.supervise.events import ExitWatcher
 from ccdaemon.supervise.recovery import recover
 from ccdaemon.supervise.registry import Registry, State
@@ -53,6 +52,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from anyio.abc import TaskGroup
+
+    from ccdaemon.runtime.certs import ClientCredentials
 
 log = logging.getLogger("ccdaemon")
 
@@ -116,11 +117,7 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     # One source for the owner label, whoever built the Config.
     runtime = replace(config.runtime, instance=config.instance)
     labels = runtime.owner_labels()
-    ca = (
-        ChaincodeCA.from_files(config.ca_cert, config.ca_key)
-        if config.ca_cert is not None and config.ca_key is not None
-        else ChaincodeCA.generate()
-    )
+    ca = _chaincode_ca(config)
     metrics = Metrics()
     with Notifier.from_env() as notifier:
         async with (
@@ -185,6 +182,38 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
                     _unlink(config.listen.socket)
                 group.cancel_scope.cancel()
     log.info("stopped")
+
+
+def _chaincode_ca(config: Config) -> Issuer:
+    """The chaincode CA: the configured one, loaded now, or one generated on first use.
+
+    Configured files are read at start so a bad one fails the start, not a launch; the
+    generated CA is made as the peer makes its own, at the first launch that needs it.
+    """
+    if config.ca_cert is not None and config.ca_key is not None:
+        from ccdaemon.runtime.certs import ChaincodeCA  # noqa: PLC0415 -- see _GeneratedCA
+
+        return ChaincodeCA.from_files(config.ca_cert, config.ca_key)
+    return _GeneratedCA()
+
+
+class _GeneratedCA:
+    """A chaincode CA made on first use.
+
+    The cryptography library costs ~8 MiB of memory, which a daemon that has issued no
+    certificate yet (or runs with TLS off) need not carry.
+    """
+
+    def __init__(self) -> None:
+        self._ca: Issuer | None = None
+
+    def issue(self) -> ClientCredentials:
+        """Issue from the CA, generating it the first time."""
+        if self._ca is None:
+            from ccdaemon.runtime.certs import ChaincodeCA  # noqa: PLC0415
+
+            self._ca = ChaincodeCA.generate()
+        return self._ca.issue()
 
 
 async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: TaskGroup) -> None:

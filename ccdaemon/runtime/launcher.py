@@ -12,7 +12,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ccdaemon.engine import NoSuchImage, images
 from ccdaemon.runtime import dockervm
@@ -31,8 +31,16 @@ if TYPE_CHECKING:
 
     from ccdaemon.engine import Engine, streams
     from ccdaemon.launchqueue import LaunchQueue, Slot
-    from ccdaemon.runtime.certs import ChaincodeCA, ClientCredentials
+    from ccdaemon.runtime.certs import ClientCredentials
     from ccdaemon.runtime.package import ChaincodePackage
+
+
+class Issuer(Protocol):
+    """Issues each chaincode's client certificate: the chaincode CA (runtime/certs.py)."""
+
+    def issue(self) -> ClientCredentials:
+        """A fresh client certificate, key and root."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,7 @@ class Launcher:
         self,
         engine: Engine,
         queue: LaunchQueue,
-        ca: ChaincodeCA,
+        ca: Issuer,
         config: RuntimeConfig,
         *,
         task_group: TaskGroup | None = None,
