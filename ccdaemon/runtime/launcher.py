@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ccdaemon.engine import NoSuchImage, images
@@ -20,7 +20,7 @@ from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
 from ccdaemon.runtime.errors import InvalidRequest
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL, HostConfig
-from ccdaemon.runtime.launchconfig import ChaincodeLogging, Layout, launch_config
+from ccdaemon.runtime.launchconfig import ChaincodeLogging, LaunchConfig, Layout, launch_config
 from ccdaemon.runtime.naming import names
 from ccdaemon.runtime.platforms import PlatformImages, platform_for
 
@@ -161,18 +161,9 @@ class Launcher:
             BuildFailed, StartupTimeout, EngineError, EngineUnavailable: from the steps.
         """
         container, image = self.names(request.ccid)
-        tls = request.tls
-        if tls is None and request.tls_enabled:
-            tls = self._ca.issue()
-        config = launch_config(
-            ccid=request.ccid,
-            cc_type=request.cc_type,
-            peer_address=request.peer_address,
-            tls=tls,
-            mspid=request.mspid or self._config.mspid,
-            layout=self._config.layout,
-            logging=self._config.logging,
-        )
+        # Checked now with the caller's TLS (or none); issued credentials come later.
+        config = self._launch_config(request, request.tls)
+        issue = request.tls is None and request.tls_enabled
         build_request = (
             None
             if request.package is None
@@ -195,6 +186,12 @@ class Launcher:
 
         async def work(slot: Slot) -> str:
             timings["queue"] = time.perf_counter() - queued
+            ready = spec
+            if issue:
+                # Issued in the engine slot, not on arrival: a burst of launches then holds
+                # at most engine_limit keys and TLS archives at once, not one per request.
+                issued = self._launch_config(request, self._ca.issue())
+                ready = replace(spec, env=issued.env, files=issued.files)
 
             async def build() -> None:
                 if build_request is None:
@@ -207,7 +204,7 @@ class Launcher:
 
             return await dockervm.start(
                 self._engine,
-                spec,
+                ready,
                 build=build,
                 startup_timeout=self._config.startup_timeout,
                 output=self._relay(container) if self._config.attach_stdout else None,
@@ -224,6 +221,17 @@ class Launcher:
             image=image,
             built="build" in timings,
             timings=timings,
+        )
+
+    def _launch_config(self, request: LaunchRequest, tls: ClientCredentials | None) -> LaunchConfig:
+        return launch_config(
+            ccid=request.ccid,
+            cc_type=request.cc_type,
+            peer_address=request.peer_address,
+            tls=tls,
+            mspid=request.mspid or self._config.mspid,
+            layout=self._config.layout,
+            logging=self._config.logging,
         )
 
     def _relay(self, container: str) -> Callable[[streams.Line], None]:
