@@ -12,6 +12,7 @@ from ccdaemon.engine import containers
 from ccdaemon.runtime.hostconfig import CCID_LABEL
 from tests.builder.conftest import go_package
 from tests.conftest import BASE_IMAGE
+from tests.daemon.conftest import launch_body
 
 if TYPE_CHECKING:
     import aiodocker
@@ -22,14 +23,7 @@ if TYPE_CHECKING:
 
 def body(ccid: str, **extra: object) -> dict[str, object]:
     """A launch request without TLS, to a peer address nobody needs to answer."""
-    return {
-        "ccid": ccid,
-        "type": "golang",
-        "peer_address": "127.0.0.1:1",
-        "mspid": "Org1MSP",
-        "tls": {"enabled": False},
-        **extra,
-    }
+    return launch_body(ccid, peer_address="127.0.0.1:1", tls={"enabled": False}, **extra)
 
 
 @pytest.mark.parametrize(

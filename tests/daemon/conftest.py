@@ -43,6 +43,22 @@ exit "${CC_EXIT:-0}"
 STUB_IMAGE = "localhost/ccdaemon/test-chaincode:2"
 
 
+def launch_body(ccid: str, **extra: object) -> dict[str, object]:
+    """A minimal valid launch request."""
+    return {
+        "ccid": ccid,
+        "type": "golang",
+        "peer_address": "peer0:7052",
+        "mspid": "Org1MSP",
+        **extra,
+    }
+
+
+def chaincode_path(ccid: str) -> str:
+    """The API path of one chaincode (ccids hold ':', percent-encoded)."""
+    return "/v1/chaincodes/" + ccid.replace(":", "%3A")
+
+
 def make_config(engine_socket: str, directory: Path, **overrides: Any) -> Config:
     """A daemon configuration for tests: private socket, unique peer and instance."""
     tag = secrets.token_hex(3)

@@ -41,22 +41,6 @@ CCDAEMON = str(Path(sys.executable).parent / "ccdaemon")
 START_TIMEOUT = 30.0
 
 
-def launch_body(ccid: str, **extra: object) -> dict[str, object]:
-    """A minimal valid launch request."""
-    return {
-        "ccid": ccid,
-        "type": "golang",
-        "peer_address": "peer0:7052",
-        "mspid": "Org1MSP",
-        **extra,
-    }
-
-
-def chaincode_path(ccid: str) -> str:
-    """The API path of one chaincode (ccids hold ':', percent-encoded)."""
-    return "/v1/chaincodes/" + ccid.replace(":", "%3A")
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without anything that would steer the daemon or the CLI."""
     dropped = ("CCDAEMON_", "NOTIFY_SOCKET", "WATCHDOG_", "DOCKER_HOST", "LISTEN_")

@@ -13,7 +13,8 @@ import pytest
 
 from ccdaemon.engine import containers, system
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL
-from tests.daemon.conftest import make_config, poll, running_daemon, stub_images
+from tests.daemon.conftest import chaincode_path as path
+from tests.daemon.conftest import launch_body, make_config, poll, running_daemon, stub_images
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,22 +25,6 @@ if TYPE_CHECKING:
     from tests.daemon.conftest import RunningDaemon
 
 HANG_GUARD = 300
-
-
-def launch_body(ccid: str, **extra: object) -> dict[str, object]:
-    """A minimal valid launch request."""
-    return {
-        "ccid": ccid,
-        "type": "golang",
-        "peer_address": "peer0:7052",
-        "mspid": "Org1MSP",
-        **extra,
-    }
-
-
-def path(ccid: str) -> str:
-    """The API path of one chaincode (ccids hold ':', percent-encoded)."""
-    return "/v1/chaincodes/" + ccid.replace(":", "%3A")
 
 
 async def test_health_reports_the_engine(daemon: RunningDaemon, engine: Engine) -> None:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import anyio
 
-from tests.daemon.conftest import stub_images
-from tests.daemon.process import chaincode_path, daemons, instance_containers, launch_body
+from tests.daemon.conftest import chaincode_path, launch_body, stub_images
+from tests.daemon.process import daemons, instance_containers
 
 if TYPE_CHECKING:
     from pathlib import Path

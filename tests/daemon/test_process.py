@@ -11,14 +11,12 @@ import aiohttp
 import anyio
 import pytest
 
-from tests.daemon.conftest import stub_images
+from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.daemon.process import (
     DaemonProcess,
     Spawner,
-    chaincode_path,
     daemons,
     instance_containers,
-    launch_body,
     run_cli,
     until,
 )

@@ -12,8 +12,15 @@ from ccdaemon.engine import containers, images
 from ccdaemon.runtime.hostconfig import ROLE_LABEL
 from ccdaemon.runtime.naming import names
 from tests.conftest import BASE_IMAGE, ROOT, shell, sleeper
-from tests.daemon.conftest import make_config, poll, remove_instance, running_daemon, stub_images
-from tests.daemon.test_api import launch_body, path
+from tests.daemon.conftest import chaincode_path as path
+from tests.daemon.conftest import (
+    launch_body,
+    make_config,
+    poll,
+    remove_instance,
+    running_daemon,
+    stub_images,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
