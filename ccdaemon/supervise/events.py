@@ -5,6 +5,11 @@ stream breaks (engine restarted, socket gone) it waits, reconnects asking the en
 replay from the last event it saw (``since``), and then reconciles the table against
 the engine's container list, because a replay is not a promise: Podman 4.3 sometimes
 replays nothing, and an engine restart kills containers without a ``die`` we can read.
+
+The reconciliation also removes what the break left half-made. Work in flight when the
+engine died failed, and so did its cleanup (the engine was away): a launch cut short
+leaves a container never started, a build its builder container. These go, as recovery
+removes them at daemon start; nothing in flight now is touched.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, system
+from ccdaemon.runtime.dockervm import remove_quietly
+from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
 from ccdaemon.supervise.registry import State
 
 if TYPE_CHECKING:
@@ -29,6 +36,12 @@ log = logging.getLogger(__name__)
 
 #: Waits between reconnection attempts grow to this.
 MAX_BACKOFF = 5.0
+#: Engine container states in which a container's process runs.
+_RUNNING = frozenset({"running", "paused", "restarting"})
+#: Record states whose container the daemon keeps on purpose (for logs, or dontremove).
+_KEPT = frozenset({State.EXITED, State.STOPPED})
+#: Record states with work in flight on the container: that work owns it.
+_BUSY = frozenset({State.LAUNCHING, State.STOPPING})
 
 
 def label_filters(labels: Mapping[str, str]) -> list[str]:
@@ -64,6 +77,8 @@ class ExitWatcher:
         }
         self._labels = labels
         self._since = since
+        #: When the stream last broke (Unix time); reset once reconciled.
+        self._broke_at: float | None = None
         self.connected = anyio.Event()
 
     async def run(self) -> None:
@@ -86,6 +101,8 @@ class ExitWatcher:
                         self._seen(event)
             except EngineUnavailable as exc:
                 log.warning("engine events stream broke (%s); reconnecting", exc)
+                if self._broke_at is None:
+                    self._broke_at = time.time()
             self._tell_engine(up=False)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -140,6 +157,46 @@ class ExitWatcher:
             ended = self._registry.exited(cc.container, code, at)
             if ended is not None:
                 self._exited(ended)
+        await self._remove_leftovers(found)
+        self._broke_at = None
+
+    async def _remove_leftovers(self, found: list[dict[str, Any]]) -> None:
+        """Remove containers of work the break failed: never started, or builders.
+
+        A chaincode container that is not running is kept when its record names it and
+        says exited or stopped (kept for its logs), or has work in flight (a launch or
+        stop owns it); any other is a launch's leftover. A builder container that is not
+        running goes when it was made before the break: its build failed with the engine.
+        """
+        broke_at = self._broke_at
+        for item in found:
+            if item.get("State") in _RUNNING:
+                continue
+            labels = item.get("Labels") or {}
+            container_id = str(item.get("Id"))
+            if labels.get(ROLE_LABEL) == "builder":
+                if broke_at is None or not await self._made_before(container_id, broke_at):
+                    continue
+            else:
+                cc = self._registry.get(str(labels.get(CCID_LABEL)))
+                if cc is not None and (
+                    cc.state in _BUSY or (cc.state in _KEPT and cc.container_id == container_id)
+                ):
+                    continue
+            name = str((item.get("Names") or ["/"])[0]).lstrip("/")
+            log.warning(
+                "removing container %s (%s): left half-made when the engine went away",
+                name,
+                item.get("State"),
+            )
+            await remove_quietly(self._engine, container_id)
+
+    async def _made_before(self, container_id: str, moment: float) -> bool:
+        try:
+            created = parse_time((await containers.inspect(self._engine, container_id))["Created"])
+        except NoSuchContainer:
+            return False
+        return created is not None and created.timestamp() < moment
 
 
 def parse_time(value: object) -> datetime | None:

@@ -33,6 +33,8 @@ class State(enum.StrEnum):
 
 #: States in which no container of the chaincode is running.
 ENDED = frozenset({State.EXITED, State.STOPPED, State.FAILED})
+#: Exits kept for launches that have not yet recorded their container (see Registry).
+_EARLY_EXITS = 256
 
 
 def now() -> datetime:
@@ -91,6 +93,11 @@ class Registry:
     def __init__(self) -> None:
         self._by_ccid: dict[str, Chaincode] = {}
         self._by_container: dict[str, Chaincode] = {}
+        # Exits the engine reported for a container whose launch had not yet recorded it
+        # running (a chaincode that dies at once: its "die" event may overtake the start's
+        # answer), by container id, applied when the launch does. Bounded: an entry whose
+        # launch then failed is never claimed.
+        self._early_exits: dict[str, tuple[int, datetime | None]] = {}
 
     def get(self, ccid: str) -> Chaincode | None:
         """The record of ``ccid``, if the daemon knows it."""
@@ -121,10 +128,13 @@ class Registry:
         return cc
 
     def running(self, cc: Chaincode, container_id: str) -> None:
-        """The container has started."""
+        """The container has started (and, if the engine said so already, exited)."""
         cc.state, cc.container_id = State.RUNNING, container_id
         cc.started_at = cc.started_at or now()
         cc.exit_code = cc.finished_at = cc.error = None
+        early = self._early_exits.pop(container_id, None)
+        if early is not None:
+            cc.state, cc.exit_code, cc.finished_at = State.EXITED, early[0], early[1] or now()
         cc._touch()  # noqa: SLF001
 
     def adopt(self, cc: Chaincode) -> None:
@@ -146,9 +156,16 @@ class Registry:
     ) -> Chaincode | None:
         """The engine reports the container ended; return the record it ended.
 
-        A stale report (another container id, a record not running) changes nothing.
+        A report for the container of a launch not yet recorded running is kept for
+        that launch (``running`` applies it); a stale report (another container id, a
+        record not running) changes nothing.
         """
         cc = self.by_container(container)
+        if cc is not None and cc.state is State.LAUNCHING and container_id:
+            self._early_exits[container_id] = (exit_code, at)
+            while len(self._early_exits) > _EARLY_EXITS:
+                del self._early_exits[next(iter(self._early_exits))]
+            return None
         if cc is None or cc.state is not State.RUNNING:
             return None
         if container_id and cc.container_id and container_id != cc.container_id:
