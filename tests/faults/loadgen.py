@@ -35,6 +35,7 @@ import orjson
 
 from ccdaemon.engine import NoSuchContainer, containers, system
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL
+from tests.daemon.conftest import chaincode_path, launch_body
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -91,16 +92,6 @@ class Answer:
                 and self.body.get("error", {}).get("code") == "unknown_chaincode"
             )
         return True
-
-
-def launch_body(ccid: str) -> dict[str, object]:
-    """A launch request as a peer sends it (TLS credentials issued by the daemon's CA)."""
-    return {"ccid": ccid, "type": "golang", "peer_address": "peer0:7052", "mspid": "Org1MSP"}
-
-
-def chaincode_path(ccid: str) -> str:
-    """The API path of one chaincode (ccids hold ':', percent-encoded)."""
-    return "/v1/chaincodes/" + ccid.replace(":", "%3A")
 
 
 def make_ids(count: int, tag: str) -> list[str]:

@@ -33,9 +33,8 @@ from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, ROLE_LABEL
 from ccdaemon.supervise.registry import Registry, State
 from tests.builder.conftest import go_package, package_id
 from tests.conftest import BASE_IMAGE, ROOT
-from tests.daemon.conftest import stub_images
+from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.faults.conftest import orphans
-from tests.faults.loadgen import chaincode_path, launch_body
 
 if TYPE_CHECKING:
     from ccdaemon.engine import Engine
