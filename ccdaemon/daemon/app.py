@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from aiohttp import web
 
 from ccdaemon.daemon import api
@@ -19,5 +20,6 @@ def make_app(daemon: Daemon) -> web.Application:
         client_max_size=daemon.max_package_size * 4 // 3 + _ENVELOPE,
     )
     app[DAEMON] = daemon
+    app[api.PARSING] = anyio.CapacityLimiter(api.PARSE_LIMIT)
     app.add_routes(api.routes())
     return app

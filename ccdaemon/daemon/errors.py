@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The status of a body that did not arrive in time (a slow client).
+REQUEST_TIMEOUT = 408
 #: Lines of a failed build's log an error answer carries.
 BUILD_LOG_TAIL = 50
 
@@ -110,7 +112,11 @@ async def error_middleware(
         status, body = error_body(exc)
         if status >= 500:  # noqa: PLR2004
             log.warning("%s %s: %s", request.method, request.path, exc)
-        return json_response(body, status)
+        response = json_response(body, status)
+        if status == REQUEST_TIMEOUT:
+            # The rest of a trickled body is not waited for: the connection goes.
+            response.force_close()
+        return response
     except Exception as exc:
         log.exception("%s %s failed", request.method, request.path)
         status, body = error_body(exc)

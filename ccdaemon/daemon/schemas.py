@@ -25,6 +25,7 @@ from ccdaemon.runtime.package import (
     read_code_package,
     read_package,
 )
+from ccdaemon.runtime.platforms import platform_for
 
 if TYPE_CHECKING:
     from ccdaemon.runtime.certs import ClientCredentials
@@ -34,6 +35,10 @@ _LAUNCH_FIELDS = frozenset(
 )
 _BUILD_FIELDS = frozenset({"ccid", "type", "package", "format", "path"})
 _TLS_FIELDS = frozenset({"enabled", "client_cert", "client_key", "root_cert"})
+#: Longest text field but the package and PEMs: ids, addresses, MSP ids, image names and
+#: Go paths are all far shorter, and a longer one would only be echoed in some message.
+MAX_TEXT = 1024
+_FORMATS = ("2.x", "1.4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +75,15 @@ def launch_request(body: dict[str, Any], *, max_package_size: int) -> LaunchRequ
     ccid = _text(body, "ccid")
     cc_type = _text(body, "type")
     peer_address = _text(body, "peer_address")
-    if any(ch.isspace() or not ch.isprintable() for ch in peer_address):
+    try:
+        platform_for("golang").launch_args(peer_address)
+    except InvalidRequest:
+        # The runtime names it after core.yaml's peer.address; the request's field is this.
         raise InvalidRequest(
-            "peer_address", "must be host:port without spaces or control characters"
-        )
+            "peer_address", "must be host:port or [ipv6]:port (ASCII, no spaces or shell text)"
+        ) from None
     mspid = _text(body, "mspid", required=False)
+    _format(body)
     tls, tls_enabled = _tls(body.get("tls"))
     image = _image(body)
     package = _package(body, ccid, cc_type, max_package_size) if "package" in body else None
@@ -99,6 +108,7 @@ def build_body(body: dict[str, Any], *, max_package_size: int) -> BuildBody:
     _known(body, _BUILD_FIELDS, "")
     ccid = _text(body, "ccid")
     cc_type = _text(body, "type", required=False)
+    _format(body)
     if "package" not in body:
         raise InvalidRequest("package", "is required")
     return BuildBody(ccid=ccid, package=_package(body, ccid, cc_type, max_package_size))
@@ -112,7 +122,14 @@ def _known(body: dict[str, Any], known: frozenset[str], prefix: str) -> None:
         )
 
 
-def _text(body: dict[str, Any], name: str, *, required: bool = True, prefix: str = "") -> str:
+def _text(
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    prefix: str = "",
+    limit: int | None = MAX_TEXT,
+) -> str:
     value = body.get(name)
     if value is None:
         if required:
@@ -122,6 +139,9 @@ def _text(body: dict[str, Any], name: str, *, required: bool = True, prefix: str
         raise InvalidRequest(prefix + name, f"must be a string, not {_json_type(value)}")
     if required and not value:
         raise InvalidRequest(prefix + name, "must not be empty")
+    if limit is not None and len(value) > limit:
+        # Refused here, unquoted: later checks would echo it in their messages.
+        raise InvalidRequest(prefix + name, f"is {len(value)} characters; at most {limit}")
     return value
 
 
@@ -164,7 +184,7 @@ def _tls(value: object) -> tuple[ClientCredentials | None, bool]:
     if not isinstance(enabled, bool):
         raise InvalidRequest("tls.enabled", f"must be true or false, not {_json_type(enabled)}")
     pems = {
-        key: _text(value, key, required=False, prefix="tls.")
+        key: _text(value, key, required=False, prefix="tls.", limit=None)
         for key in ("client_cert", "client_key", "root_cert")
     }
     given = [key for key, pem in pems.items() if pem]
@@ -183,7 +203,7 @@ def _tls(value: object) -> tuple[ClientCredentials | None, bool]:
 
 
 def _package(body: dict[str, Any], ccid: str, cc_type: str, max_size: int) -> ChaincodePackage:
-    encoded = _text(body, "package")
+    encoded = _text(body, "package", limit=None)
     # Refused before decoding: base64 is 4/3 of the bytes it carries.
     if len(encoded) // 4 * 3 > max_size + 3:
         raise PackageTooLarge(f"package: over the limit of {max_size} bytes")
@@ -191,7 +211,7 @@ def _package(body: dict[str, Any], ccid: str, cc_type: str, max_size: int) -> Ch
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("package", "is not base64") from None
-    fmt = _text(body, "format", required=False) or "2.x"
+    fmt = _format(body)
     limits = {
         "max_size": max_size,
         "max_entries": DEFAULT_MAX_ENTRIES,
@@ -202,10 +222,16 @@ def _package(body: dict[str, Any], ccid: str, cc_type: str, max_size: int) -> Ch
         if cc_type and cc_type.lower() != package.type.lower():
             raise InvalidRequest("type", f"is {cc_type!r} but the package says {package.type!r}")
         return package
-    if fmt == "1.4":
-        if not cc_type:
-            raise InvalidRequest("type", "is required for a Fabric 1.4 code package")
-        label = ccid.partition(":")[0]
-        path = _text(body, "path", required=False)
-        return read_code_package(data, cc_type=cc_type, path=path, label=label, **limits)
-    raise InvalidRequest("format", f"must be '2.x' or '1.4', not {fmt!r}")
+    if not cc_type:  # "1.4": a bare code package, which does not say its type
+        raise InvalidRequest("type", "is required for a Fabric 1.4 code package")
+    label = ccid.partition(":")[0]
+    path = _text(body, "path", required=False)
+    return read_code_package(data, cc_type=cc_type, path=path, label=label, **limits)
+
+
+def _format(body: dict[str, Any]) -> str:
+    """The package's format, "2.x" unless given; checked with or without a package."""
+    fmt = _text(body, "format", required=False) or "2.x"
+    if fmt not in _FORMATS:
+        raise InvalidRequest("format", f"must be '2.x' or '1.4', not {fmt!r}")
+    return fmt

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ccdaemon import __version__
 from ccdaemon import log as logsetup
@@ -59,8 +60,39 @@ log = logging.getLogger("ccdaemon")
 
 #: Longest pause between attempts to reach an absent engine at start.
 _MAX_BACKOFF = 5.0
+#: A connection must finish its request's headers within this of opening (or of its last
+#: answer), or it is closed: aiohttp's idle timer runs until a request is whole, so it is
+#: also the bound on a client trickling headers (slow loris); its default is an hour.
+#: Longer than aiohttp clients keep an idle connection (15 s), so they close first.
+IDLE_TIMEOUT = 30.0
+#: After an answer sent before the body was read whole (413, 408), what is left of the
+#: body is read and dropped for this long, so the client sees the answer, then the
+#: connection closes (aiohttp's default, 10 s, would let a slow client linger that long).
+LINGER_TIME = 2.0
 #: What requests still open after the drain (health, lists) get to finish.
 _LAST_REQUESTS = 2.0
+
+
+class _ClientFault(logging.Filter):
+    """A request the HTTP parser refuses is the client's fault: one WARNING line.
+
+    aiohttp answers it 400 itself and logs it at ERROR with a traceback, so any client
+    could fill the daemon's log with tracebacks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        if isinstance(fault, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            # aiohttp's message quotes at most ~100 bytes of the request, escaped.
+            record.msg, record.args = "refused a malformed request: %s", (fault.message,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+#: The HTTP server's own log (aiohttp's "aiohttp.server" otherwise), client faults demoted.
+_HTTP_LOG = logging.getLogger("ccdaemon.http")
+_HTTP_LOG.addFilter(_ClientFault())
 
 
 class StartError(CcdaemonError):
@@ -153,7 +185,12 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
             )
             metrics.watch_queue(queue.stats)
             runner = web.AppRunner(
-                make_app(daemon), shutdown_timeout=_LAST_REQUESTS, access_log=None
+                make_app(daemon),
+                shutdown_timeout=_LAST_REQUESTS,
+                access_log=None,
+                keepalive_timeout=IDLE_TIMEOUT,
+                lingering_time=LINGER_TIME,
+                logger=_HTTP_LOG,
             )
             await runner.setup()
             try:

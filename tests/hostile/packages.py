@@ -1,0 +1,105 @@
+"""Hostile chaincode packages, made byte by byte with tarfile and gzip.
+
+A well-formed Fabric 2.x package is ``metadata.json`` plus ``code.tar.gz`` in a gzip'd
+tar; each function here breaks one thing about it (an escaping name or link, a bomb).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import io
+import json
+import tarfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+MiB = 1024 * 1024
+#: What the daemon lets one gzip stream expand to (runtime/package.py DEFAULT_MAX_EXPANDED).
+MAX_EXPANDED = 512 * MiB
+#: What the daemon lets one tar hold (runtime/package.py DEFAULT_MAX_ENTRIES).
+MAX_ENTRIES = 10_000
+GO_PATH = "example.com/asset"
+
+Entry = tuple[tarfile.TarInfo, bytes | None]
+
+
+def entry(name: str, data: bytes | None = b"", **attrs: object) -> Entry:
+    """One tar entry: a regular file unless ``attrs`` say otherwise (type, linkname...)."""
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    info.mtime = 0
+    if data is not None:
+        info.size = len(data)
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def tar_gz(entries: Iterable[Entry]) -> bytes:
+    """The entries as a gzip'd tar, written as given (tarfile checks nothing on write)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def code(*extra: Entry) -> bytes:
+    """A small Go code.tar.gz, plus ``extra`` entries."""
+    return tar_gz(
+        [
+            entry(f"src/{GO_PATH}/main.go", b"package main\n\nfunc main() {}\n"),
+            *extra,
+        ]
+    )
+
+
+def metadata(**fields: object) -> bytes:
+    """metadata.json, with ``fields`` over the defaults."""
+    body: dict[str, object] = {"type": "golang", "label": "hostile_1.0", "path": GO_PATH}
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+def package(*extra: Entry, meta: bytes | None = None, code_tar: bytes | None = None) -> bytes:
+    """A 2.x package: metadata.json and code.tar.gz (defaults unless given), then ``extra``."""
+    return tar_gz(
+        [
+            entry("metadata.json", metadata() if meta is None else meta),
+            entry("code.tar.gz", code() if code_tar is None else code_tar),
+            *extra,
+        ]
+    )
+
+
+def b64(data: bytes) -> str:
+    """``data`` as the API carries a package."""
+    return base64.b64encode(data).decode()
+
+
+@functools.cache
+def zeros_gzip(expanded: int = MAX_EXPANDED + 64 * MiB) -> bytes:
+    """A gzip bomb: ``expanded`` zero bytes in ~1/1000 of that.
+
+    Made of repeated 8 MiB members (a gzip stream may hold many), so it costs nothing to
+    build; readers expand it all the same.
+    """
+    member = gzip.compress(bytes(8 * MiB), compresslevel=9, mtime=0)
+    return member * -(-expanded // (8 * MiB))
+
+
+def forged_size() -> bytes:
+    """A tar bomb by size: one member whose header claims more than the limit allows."""
+    info, _ = entry("big", None)
+    info.size = MAX_EXPANDED + MiB
+    # Only the header is written: the reader must refuse it without reading the "body".
+    return gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024), mtime=0)
+
+
+def many_entries(count: int = MAX_ENTRIES + 1) -> bytes:
+    """A tar bomb by count: ``count`` empty files."""
+    return tar_gz(entry(f"f{i}") for i in range(count))
