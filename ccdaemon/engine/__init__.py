@@ -1,11 +1,11 @@
 """Rungs 1-2: a Docker Engine API client over a raw socket. It knows nothing of Fabric.
 
 ``Engine`` is the transport (session, negotiation, timeouts); the call modules hold one
-function per engine call: ``containers``, ``images``, ``system``; ``streams`` reads
-streaming bodies and ``archive`` writes tar packages.
+function per engine call: ``containers``, ``images``, ``system``, ``swarm`` (services,
+secrets, tasks); ``streams`` reads streaming bodies and ``archive`` writes tar packages.
 """
 
-from ccdaemon.engine import archive, containers, images, streams, system
+from ccdaemon.engine import archive, containers, images, streams, swarm, system
 from ccdaemon.engine.errors import (
     APIVersionError,
     ArchiveError,
@@ -18,10 +18,16 @@ from ccdaemon.engine.errors import (
     EngineUnavailable,
     ImageInUse,
     InvalidParameter,
+    NodeAlreadyInSwarm,
+    NodeNotInSwarm,
     NoSuchContainer,
     NoSuchImage,
+    NoSuchSecret,
+    NoSuchService,
     NotFound,
     NotModified,
+    SecretAlreadyExists,
+    ServiceAlreadyExists,
     StreamBroken,
 )
 from ccdaemon.engine.transport import (
@@ -54,13 +60,20 @@ __all__ = [
     "InvalidParameter",
     "NoSuchContainer",
     "NoSuchImage",
+    "NoSuchSecret",
+    "NoSuchService",
+    "NodeAlreadyInSwarm",
+    "NodeNotInSwarm",
     "NotFound",
     "NotModified",
+    "SecretAlreadyExists",
+    "ServiceAlreadyExists",
     "StreamBroken",
     "TLSFiles",
     "archive",
     "containers",
     "images",
     "streams",
+    "swarm",
     "system",
 ]

@@ -5,13 +5,19 @@
     │   ├── InvalidParameter               400: the engine refused a value (name, option, body)
     │   ├── NotFound                       404 not otherwise mapped
     │   │   ├── NoSuchContainer            404 on a container call
-    │   │   └── NoSuchImage                404 on an image call, or "No such image" on create
+    │   │   ├── NoSuchImage                404 on an image call, or "No such image" on create
+    │   │   ├── NoSuchService              404 on a swarm service call
+    │   │   └── NoSuchSecret               404 on a swarm secret call
     │   ├── Conflict                       409 not otherwise mapped
     │   │   ├── ContainerAlreadyExists     409 on create
-    │   │   └── ImageInUse                 409 on image removal
+    │   │   ├── ImageInUse                 409 on image removal
+    │   │   ├── ServiceAlreadyExists       409 on service create (name taken)
+    │   │   └── SecretAlreadyExists        409 on secret create (name taken)
     │   ├── NotModified                    304
     │   │   ├── ContainerAlreadyRunning    304 on start
     │   │   └── ContainerNotRunning        304 on stop, 409 on kill
+    │   ├── NodeAlreadyInSwarm             503 on swarm init: the engine is in a swarm already
+    │   ├── NodeNotInSwarm                 503 on any other swarm call: no swarm, or no manager
     │   ├── BuildFailed(log)               an error line inside a 200 build stream
     │   └── APIVersionError                no API version both sides speak
     ├── EngineUnavailable                  could not connect, or the engine stopped answering
@@ -99,6 +105,33 @@ class ContainerNotRunning(NotModified):
     """Raised when stop (304) or kill (409) finds the container not running."""
 
     describes = "container not running"
+
+
+# --- Swarm mode (ccdaemon/engine/swarm.py).
+
+
+class NoSuchService(NotFound):
+    """Raised when a swarm service call names a service the swarm does not have."""
+
+
+class NoSuchSecret(NotFound):
+    """Raised when a swarm secret call names a secret the swarm does not have."""
+
+
+class ServiceAlreadyExists(Conflict):
+    """Raised when service create names a service that already exists (409)."""
+
+
+class SecretAlreadyExists(Conflict):
+    """Raised when secret create names a secret that already exists (409)."""
+
+
+class NodeAlreadyInSwarm(EngineError):
+    """Raised when swarm init finds the engine already part of a swarm (503)."""
+
+
+class NodeNotInSwarm(EngineError):
+    """Raised for a swarm call's 503: the engine is in no swarm, or is not a manager."""
 
 
 # --- Errors reported inside a successful response, and version trouble.
