@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiodocker
+import anyio
 import pytest
 
 from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
@@ -173,3 +174,24 @@ async def files_in(
 async def no_build() -> None:
     """A build callback for launches whose image exists: being called is a test failure."""
     raise AssertionError("the image exists; nothing should be built")
+
+
+async def engines(*args: str, attempts: int = 3) -> None:
+    """Run ``scripts/engines ARGS`` (down, up, restart), trying again on failure.
+
+    An engine brought down a moment ago can refuse to come back at the first try (seen
+    once in a full run, never alone); a failure that stays is raised with the script's
+    own words, which a bare CalledProcessError would hide.
+    """
+    script = str(ROOT / "scripts" / "engines")
+    for attempt in range(1, attempts + 1):
+        with anyio.fail_after(180):
+            done = await anyio.run_process([script, *args], check=False)
+        if done.returncode == 0:
+            return
+        if attempt == attempts:
+            raise AssertionError(
+                f"scripts/engines {' '.join(args)} failed {attempts} times; last said:\n"
+                + done.stderr.decode(errors="replace")
+            )
+        await anyio.sleep(2)

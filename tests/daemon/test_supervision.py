@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccdaemon.engine import containers, images
 from ccdaemon.runtime.hostconfig import ROLE_LABEL
 from ccdaemon.runtime.naming import names
-from tests.conftest import BASE_IMAGE, ROOT, shell, sleeper
+from tests.conftest import BASE_IMAGE, engines, shell, sleeper
 from tests.daemon.conftest import chaincode_path as path
 from tests.daemon.conftest import (
     launch_body,
@@ -50,17 +49,14 @@ async def test_engine_restart_under_the_daemon(
     ccid = "restart_1.0:" + "e" * 64
     await stub_images(engine, daemon, [ccid])
     assert (await daemon.call("POST", "/v1/chaincodes", launch_body(ccid)))[0] == 201
-    engines = str(ROOT / "scripts" / "engines")
     try:
-        with anyio.fail_after(120):
-            await anyio.run_process([engines, "down", engine_name])
+        await engines("down", engine_name)
         status, body = await daemon.call("GET", "/v1/health")
         assert status == 503
         assert body["error"]["code"] == "engine_unavailable"
         assert daemon.config.engine.endpoint in body["error"]["message"]
     finally:
-        with anyio.fail_after(120):
-            await anyio.run_process([engines, "up", engine_name])
+        await engines("up", engine_name)
 
     async def healthy() -> bool:
         return (await daemon.call("GET", "/v1/health"))[0] == 200

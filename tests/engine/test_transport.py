@@ -22,7 +22,7 @@ from ccdaemon.engine import (
     system,
 )
 from ccdaemon.engine.transport import CLIENT_MAX_API
-from tests.conftest import ROOT, Made, sleeper
+from tests.conftest import Made, engines, sleeper
 
 if TYPE_CHECKING:
     import aiodocker
@@ -205,7 +205,7 @@ async def test_engine_restart_under_a_client_needs_no_new_client(
     for _ in range(3):
         await containers.list_(engine)  # leave kept-alive connections in the pool
     with anyio.fail_after(HANG_GUARD):
-        await anyio.run_process([str(ROOT / "scripts" / "engines"), "restart", engine_name])
+        await engines("restart", engine_name)
     assert await containers.list_(engine) is not None
     name = made.container()
     await containers.create(engine, name, sleeper())

@@ -32,7 +32,7 @@ from ccdaemon.engine import archive, containers, images
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, ROLE_LABEL
 from ccdaemon.supervise.registry import Registry, State
 from tests.builder.conftest import go_package, package_id
-from tests.conftest import BASE_IMAGE, ROOT
+from tests.conftest import BASE_IMAGE, ROOT, engines
 from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.faults.conftest import orphans
 
@@ -46,7 +46,6 @@ EXITING = b'#!/bin/sh\necho "chaincode up: $*"\necho "giving up" >&2\nexit 3\n'
 EXITING_IMAGE = "localhost/ccdaemon/test-chaincode-exit3:1"
 #: Errors a launch may answer when the engine dies under it (docs/api-contract.md).
 ENGINE_GONE = {(503, "engine_unavailable"), (502, "engine_error")}
-ENGINES = str(ROOT / "scripts" / "engines")
 
 
 async def start(spawner: Spawner, **settings: Any) -> tuple[DaemonProcess, Path]:
@@ -96,8 +95,7 @@ def kill_dockerd(engine_socket: str) -> int:
 
 async def engine_back(engine_name: str) -> None:
     """scripts/engines up: it sees the dead dockerd, sweeps its leftovers, starts it again."""
-    with anyio.fail_after(180):
-        await anyio.run_process([ENGINES, "up", engine_name])
+    await engines("up", engine_name)
 
 
 async def wait_gone(pid: int) -> None:
