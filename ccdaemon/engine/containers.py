@@ -319,15 +319,7 @@ async def logs(  # noqa: PLR0913 -- the engine's own options
         StreamBroken: the stream was cut inside a frame or the connection broke.
     """
     tty = await _has_tty(engine, name) if tty is None else tty
-    params = {
-        "stdout": "1",
-        "stderr": "1",
-        "follow": "1" if follow else "0",
-        "timestamps": "1" if timestamps else "0",
-        "tail": "all" if tail is None else str(tail),
-    }
-    if since is not None:
-        params["since"] = since
+    params = logs_query(follow=follow, tail=tail, since=since, timestamps=timestamps)
     async with engine.request(
         "GET",
         f"/containers/{segment(name)}/logs",
@@ -337,6 +329,22 @@ async def logs(  # noqa: PLR0913 -- the engine's own options
         subject=name,
     ) as resp:
         yield streams.raw(resp) if tty else streams.demux(resp)
+
+
+def logs_query(
+    *, follow: bool, tail: int | None, since: str | None, timestamps: bool
+) -> dict[str, str]:
+    """The query of a logs call (containers' and services' take the same), both streams."""
+    params = {
+        "stdout": "1",
+        "stderr": "1",
+        "follow": "1" if follow else "0",
+        "timestamps": "1" if timestamps else "0",
+        "tail": "all" if tail is None else str(tail),
+    }
+    if since is not None:
+        params["since"] = since
+    return params
 
 
 async def _has_tty(engine: Engine, name: str) -> bool:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ccdaemon.engine import streams
+from ccdaemon.engine import containers, streams
 from ccdaemon.engine.errors import (
     EngineError,
     NodeAlreadyInSwarm,
@@ -392,19 +392,10 @@ async def service_logs(  # noqa: PLR0913 -- the engine's own options
         NodeNotInSwarm: the engine is not a swarm manager (503).
         StreamBroken: the stream was cut inside a frame or the connection broke.
     """
-    params = {
-        "stdout": "1",
-        "stderr": "1",
-        "follow": "1" if follow else "0",
-        "timestamps": "1" if timestamps else "0",
-        "tail": "all" if tail is None else str(tail),
-    }
-    if since is not None:
-        params["since"] = since
     async with engine.request(
         "GET",
         f"/services/{segment(name)}/logs",
-        params=params,
+        params=containers.logs_query(follow=follow, tail=tail, since=since, timestamps=timestamps),
         kind="stream",
         errors=_SERVICE_ERRORS,
         subject=name,
