@@ -9,43 +9,17 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
-import io
 import json
 import tarfile
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from ccdaemon.runtime.package import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANDED
+from tests.tarballs import Entry, entry, tar_gz
 
 MiB = 1024 * 1024
-#: What the daemon lets one gzip stream expand to (runtime/package.py DEFAULT_MAX_EXPANDED).
-MAX_EXPANDED = 512 * MiB
-#: What the daemon lets one tar hold (runtime/package.py DEFAULT_MAX_ENTRIES).
-MAX_ENTRIES = 10_000
+#: What the daemon lets one gzip stream expand to, and one tar hold.
+MAX_EXPANDED = DEFAULT_MAX_EXPANDED
+MAX_ENTRIES = DEFAULT_MAX_ENTRIES
 GO_PATH = "example.com/asset"
-
-Entry = tuple[tarfile.TarInfo, bytes | None]
-
-
-def entry(name: str, data: bytes | None = b"", **attrs: object) -> Entry:
-    """One tar entry: a regular file unless ``attrs`` say otherwise (type, linkname...)."""
-    info = tarfile.TarInfo(name)
-    info.mode = 0o644
-    info.mtime = 0
-    if data is not None:
-        info.size = len(data)
-    for key, value in attrs.items():
-        setattr(info, key, value)
-    return info, data
-
-
-def tar_gz(entries: Iterable[Entry]) -> bytes:
-    """The entries as a gzip'd tar, written as given (tarfile checks nothing on write)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return out.getvalue()
 
 
 def code(*extra: Entry) -> bytes:

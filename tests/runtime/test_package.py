@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tracemalloc
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -27,9 +27,7 @@ from ccdaemon.runtime.package import (
     read_code_package,
     read_package,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from tests.tarballs import Entry, entry, tar_gz
 
 MiB = 1024 * 1024
 LIMITS = {
@@ -41,37 +39,14 @@ GO_PATH = "github.com/example/asset"
 MAIN_GO = b"package main\n\nfunc main() {}\n"
 INDEX_JSON = b'{"index":{"fields":["owner"]},"name":"byOwner","type":"json"}'
 
-Entry = tuple[tarfile.TarInfo, bytes | None]
-
-
-def _entry(name: str, data: bytes | None = b"", **attrs: Any) -> Entry:
-    """A tar entry as Fabric 1.4 writes one: mode 0100644, uid/gid 500, zero times."""
-    info = tarfile.TarInfo(name)
-    info.mode = 0o100644
-    info.uid = info.gid = 500
-    info.mtime = 0
-    if data is not None:
-        info.size = len(data)
-    for key, value in attrs.items():
-        setattr(info, key, value)
-    return info, data
-
-
-def _tar_gz(entries: Iterable[Entry]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return out.getvalue()
-
 
 def _code(*extra: Entry) -> bytes:
     """A Go code package in the 1.4 layout: src/<import path>/... and META-INF/...."""
-    return _tar_gz(
+    return tar_gz(
         [
-            _entry("src/", None, type=tarfile.DIRTYPE, mode=0o40755),
-            _entry(f"src/{GO_PATH}/main.go", MAIN_GO),
-            _entry("META-INF/statedb/couchdb/indexes/byOwner.json", INDEX_JSON),
+            entry("src/", None, type=tarfile.DIRTYPE, mode=0o40755),
+            entry(f"src/{GO_PATH}/main.go", MAIN_GO),
+            entry("META-INF/statedb/couchdb/indexes/byOwner.json", INDEX_JSON),
             *extra,
         ]
     )
@@ -89,11 +64,11 @@ _DROP = object()
 def _package(metadata: bytes | None = None, code: bytes | None = None, *extra: Entry) -> bytes:
     """A 2.x package; ``None`` keeps the default member, ``b""`` members come from extra."""
     entries = [
-        _entry("metadata.json", _metadata() if metadata is None else metadata),
-        _entry("code.tar.gz", _code() if code is None else code),
+        entry("metadata.json", _metadata() if metadata is None else metadata),
+        entry("code.tar.gz", _code() if code is None else code),
         *extra,
     ]
-    return _tar_gz(entries)
+    return tar_gz(entries)
 
 
 # --- valid packages ---------------------------------------------------------------------
@@ -209,7 +184,7 @@ def test_gzip_with_a_corrupt_trailer_raises_package_error() -> None:
 @pytest.mark.parametrize("where", ["outer", "code"])
 def test_too_many_entries_raises_too_large(where: str) -> None:
     """A tar with more than max_entries entries, outer or code, is PackageTooLarge."""
-    many = [_entry(f"src/f{i}.txt", b"x") for i in range(20)]
+    many = [entry(f"src/f{i}.txt", b"x") for i in range(20)]
     data = _package(None, None, *many) if where == "outer" else _package(code=_code(*many))
 
     with pytest.raises(PackageTooLarge, match="more than 10 entries"):
@@ -219,7 +194,7 @@ def test_too_many_entries_raises_too_large(where: str) -> None:
 @pytest.mark.parametrize("where", ["outer", "code"])
 def test_expansion_over_max_expanded_raises_too_large(where: str) -> None:
     """A gzip stream that decompresses past max_expanded, outer or code, is PackageTooLarge."""
-    files = [_entry(f"src/pad{i}", bytes(4096)) for i in range(8)]
+    files = [entry(f"src/pad{i}", bytes(4096)) for i in range(8)]
     data = _package(None, None, *files) if where == "outer" else _package(code=_code(*files))
 
     with pytest.raises(PackageTooLarge, match="decompresses to more than 16384 bytes"):
@@ -228,7 +203,7 @@ def test_expansion_over_max_expanded_raises_too_large(where: str) -> None:
 
 def test_member_claiming_a_huge_size_raises_too_large_naming_it() -> None:
     """A header claiming more bytes than max_expanded is refused before skipping them."""
-    info, _ = _entry("src/huge.bin")
+    info, _ = entry("src/huge.bin")
     info.size = 1 << 40
     raw = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
     forged = gzip.compress(bytes(raw) + bytes(1024))
@@ -244,7 +219,7 @@ def gzip_bomb() -> bytes:
     chunk = bytes(MiB)
     parts = []
     for i in range(16):
-        info, _ = _entry(f"src/zeros{i}", None)
+        info, _ = entry(f"src/zeros{i}", None)
         info.size = 64 * MiB
         parts.append(compressor.compress(info.tobuf()))
         parts.extend(compressor.compress(chunk) for _ in range(64))
@@ -291,16 +266,16 @@ def test_gzip_bomb_as_outer_package_stops_at_the_limit(gzip_bomb: bytes) -> None
 # --- unsafe members ----------------------------------------------------------------------
 
 UNSAFE = {
-    "absolute": (_entry("/etc/cron.d/evil", b"x"), "absolute name"),
-    "dotdot": (_entry("src/../../evil", b"x"), "'..'"),
-    "symlink": (_entry("src/link", None, type=tarfile.SYMTYPE, linkname="/etc"), "symlink"),
+    "absolute": (entry("/etc/cron.d/evil", b"x"), "absolute name"),
+    "dotdot": (entry("src/../../evil", b"x"), "'..'"),
+    "symlink": (entry("src/link", None, type=tarfile.SYMTYPE, linkname="/etc"), "symlink"),
     "hardlink": (
-        _entry("src/hard", None, type=tarfile.LNKTYPE, linkname="/etc/passwd"),
+        entry("src/hard", None, type=tarfile.LNKTYPE, linkname="/etc/passwd"),
         "hardlink",
     ),
-    "chardev": (_entry("src/null", None, type=tarfile.CHRTYPE, devmajor=1, devminor=3), "device"),
-    "blockdev": (_entry("src/sda", None, type=tarfile.BLKTYPE, devmajor=8), "device"),
-    "fifo": (_entry("src/pipe", None, type=tarfile.FIFOTYPE), "fifo"),
+    "chardev": (entry("src/null", None, type=tarfile.CHRTYPE, devmajor=1, devminor=3), "device"),
+    "blockdev": (entry("src/sda", None, type=tarfile.BLKTYPE, devmajor=8), "device"),
+    "fifo": (entry("src/pipe", None, type=tarfile.FIFOTYPE), "fifo"),
 }
 
 
@@ -329,7 +304,7 @@ def test_unsafe_member_in_14_code_package_raises_package_error() -> None:
 
 def test_directory_at_the_package_top_level_raises_package_error() -> None:
     """The outer tar holds regular files only, as Fabric's parser requires."""
-    directory = _entry("META-INF/", None, type=tarfile.DIRTYPE)
+    directory = entry("META-INF/", None, type=tarfile.DIRTYPE)
 
     with pytest.raises(PackageError, match=r"'META-INF': directory"):
         read_package(_package(None, None, directory), **LIMITS)
@@ -338,8 +313,8 @@ def test_directory_at_the_package_top_level_raises_package_error() -> None:
 @pytest.mark.parametrize("missing", ["metadata.json", "code.tar.gz"])
 def test_missing_member_raises_package_error_naming_it(missing: str) -> None:
     """A package without metadata.json or code.tar.gz is a PackageError naming it."""
-    entries = [_entry("metadata.json", _metadata()), _entry("code.tar.gz", _code())]
-    data = _tar_gz(e for e in entries if e[0].name != missing)
+    entries = [entry("metadata.json", _metadata()), entry("code.tar.gz", _code())]
+    data = tar_gz(e for e in entries if e[0].name != missing)
 
     with pytest.raises(PackageError, match=f"no {missing}"):
         read_package(data, **LIMITS)
@@ -348,7 +323,7 @@ def test_missing_member_raises_package_error_naming_it(missing: str) -> None:
 @pytest.mark.parametrize("twice", ["metadata.json", "code.tar.gz"])
 def test_duplicate_member_raises_package_error_naming_it(twice: str) -> None:
     """A package holding metadata.json or code.tar.gz twice is a PackageError naming it."""
-    again = _entry(twice, _metadata() if twice == "metadata.json" else _code())
+    again = entry(twice, _metadata() if twice == "metadata.json" else _code())
 
     with pytest.raises(PackageError, match=f"'{twice}': appears more than once"):
         read_package(_package(None, None, again), **LIMITS)
