@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from tests import tarballs
 from tests.hostile import packages as pk
 from tests.hostile.conftest import PACKAGE_LIMIT, record
 
@@ -242,35 +243,35 @@ def _package_cases() -> list[Case]:
         ("gzip, not tar", lambda: gzip.compress(b"x" * 1000), 400, "invalid_package", None),
         (
             "outer '..'",
-            lambda: pk.package(pk.entry("../escape", b"x")),
+            lambda: pk.package(tarballs.entry("../escape", b"x")),
             400,
             "invalid_package",
             None,
         ),
         (
             "outer absolute",
-            lambda: pk.package(pk.entry("/etc/cron.d/x", b"x")),
+            lambda: pk.package(tarballs.entry("/etc/cron.d/x", b"x")),
             400,
             "invalid_package",
             None,
         ),
         (
             "outer symlink",
-            lambda: pk.package(pk.entry("link", None, linkname="/etc", **symlink)),
+            lambda: pk.package(tarballs.entry("link", None, linkname="/etc", **symlink)),
             400,
             "invalid_package",
             None,
         ),
         (
             "code '..'",
-            lambda: pk.package(code_tar=pk.code(pk.entry("src/../../x", b"x"))),
+            lambda: pk.package(code_tar=pk.code(tarballs.entry("src/../../x", b"x"))),
             400,
             "invalid_package",
             None,
         ),
         (
             "code absolute",
-            lambda: pk.package(code_tar=pk.code(pk.entry("/etc/passwd", b"x"))),
+            lambda: pk.package(code_tar=pk.code(tarballs.entry("/etc/passwd", b"x"))),
             400,
             "invalid_package",
             None,
@@ -278,7 +279,7 @@ def _package_cases() -> list[Case]:
         (
             "code symlink out",
             lambda: pk.package(
-                code_tar=pk.code(pk.entry("src/x", None, linkname="/etc/shadow", **symlink))
+                code_tar=pk.code(tarballs.entry("src/x", None, linkname="/etc/shadow", **symlink))
             ),
             400,
             "invalid_package",
@@ -287,7 +288,9 @@ def _package_cases() -> list[Case]:
         (
             "code relative symlink out",
             lambda: pk.package(
-                code_tar=pk.code(pk.entry("src/x", None, linkname="../../../../etc", **symlink))
+                code_tar=pk.code(
+                    tarballs.entry("src/x", None, linkname="../../../../etc", **symlink)
+                )
             ),
             400,
             "invalid_package",
@@ -296,7 +299,7 @@ def _package_cases() -> list[Case]:
         (
             "code hardlink out",
             lambda: pk.package(
-                code_tar=pk.code(pk.entry("src/x", None, linkname="/etc/shadow", **hardlink))
+                code_tar=pk.code(tarballs.entry("src/x", None, linkname="/etc/shadow", **hardlink))
             ),
             400,
             "invalid_package",
@@ -304,7 +307,9 @@ def _package_cases() -> list[Case]:
         ),
         (
             "code device",
-            lambda: pk.package(code_tar=pk.code(pk.entry("src/sda", None, type=tarfile.BLKTYPE))),
+            lambda: pk.package(
+                code_tar=pk.code(tarballs.entry("src/sda", None, type=tarfile.BLKTYPE))
+            ),
             400,
             "invalid_package",
             None,

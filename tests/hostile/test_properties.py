@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import tarballs
 from tests.hostile import packages as pk
 
 if TYPE_CHECKING:
@@ -94,13 +95,15 @@ hostile_text = st.sampled_from(HOSTILE_TEXT)
 ccids = st.from_regex(r"[a-z0-9]{1,8}(_[0-9.]{1,4})?:[0-9a-f]{1,64}", fullmatch=True)
 hostile_packages = st.sampled_from(
     [
-        pk.package(pk.entry("../escape", b"x")),
-        pk.package(code_tar=pk.code(pk.entry("/etc/passwd", b"x"))),
-        pk.package(code_tar=pk.code(pk.entry("src/x", None, linkname="/", type=tarfile.SYMTYPE))),
+        pk.package(tarballs.entry("../escape", b"x")),
+        pk.package(code_tar=pk.code(tarballs.entry("/etc/passwd", b"x"))),
+        pk.package(
+            code_tar=pk.code(tarballs.entry("src/x", None, linkname="/", type=tarfile.SYMTYPE))
+        ),
         pk.package(meta=pk.metadata(label="a/b")),
         pk.package(meta=pk.metadata(type="cobol")),
         pk.package(meta=pk.metadata(path="$(reboot)")),
-        pk.tar_gz([]),
+        tarballs.tar_gz([]),
         b"",
     ]
 ).map(pk.b64)

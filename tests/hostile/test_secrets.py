@@ -29,6 +29,7 @@ import orjson
 
 from ccdaemon.engine import NoSuchImage, containers, images
 from ccdaemon.runtime.certs import ChaincodeCA, ClientCredentials
+from tests import tarballs
 from tests.conftest import ROOT, files_in
 from tests.daemon.conftest import stub_images
 from tests.hostile import packages as pk
@@ -197,7 +198,9 @@ async def exercise(
     # A build that fails (Go refuses the code), streamed, with the caller's key.
     creds = caller_credentials()
     keys["build failed"] = creds.key_pem
-    broken = pk.package(code_tar=pk.tar_gz([pk.entry(f"src/{pk.GO_PATH}/main.go", b"package")]))
+    broken = pk.package(
+        code_tar=tarballs.tar_gz([tarballs.entry(f"src/{pk.GO_PATH}/main.go", b"package")])
+    )
     status, got = await call(
         "POST",
         "/v1/chaincodes",
