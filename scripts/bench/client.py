@@ -28,6 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from testbed import engine_socket
+
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/ccdaemon/busybox:latest"
 CLIENTS = ("floor", "ccdaemon", "aiodocker")
@@ -274,17 +276,6 @@ def main() -> None:
             results[client].append(json.loads(child.stdout))
             asyncio.run(cleanup(socket))
     report(results, args)
-
-
-def engine_socket(name: str) -> str:
-    """Start (or find) the named engine with scripts/engines and return its socket."""
-    up = subprocess.run(
-        [str(ROOT / "scripts" / "engines"), "up", name],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return dict(line.split(maxsplit=1) for line in up.stdout.splitlines())[name]
 
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:

@@ -45,7 +45,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -56,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
+import testbed
 
 from ccdaemon.apiclient import Client
 from ccdaemon.config import load
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-CCDAEMON = ROOT / ".venv" / "bin" / "ccdaemon"
 BASE_IMAGE = "localhost/ccdaemon/busybox:latest"
 #: The stand-in chaincode: Fabric's images run /usr/local/bin/chaincode; this one says
 #: one line (so the attached output stream carries something) and then idles.
@@ -304,35 +302,10 @@ async def start_baseline(run: Run) -> None:
 
 
 async def start_daemon(run: Run, config: Path, log: io.TextIOWrapper) -> dict[str, Any]:
-    """Start ``ccdaemon serve`` and poll GET /v1/health until it says "ok"; answer it."""
-    # A session of its own: a Ctrl-C at the terminal reaches only this script, whose
-    # cleanup then stops the daemon with SIGTERM and checks how it exits.
-    run.daemon = await asyncio.create_subprocess_exec(
-        str(CCDAEMON),
-        "serve",
-        "--config",
-        str(config),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    connector = aiohttp.UnixConnector(path=str(run.api_socket))
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        asyncio.timeout(READY_TIMEOUT),
-    ):
-        while True:
-            if run.daemon.returncode is not None:
-                raise RuntimeError(f"the daemon exited with {run.daemon.returncode} at start")
-            try:
-                async with session.get("http://ccdaemon/v1/health") as answer:
-                    body = await answer.json()
-                    if answer.status == 200 and body.get("status") == "ok":
-                        return dict(body)
-            except (aiohttp.ClientError, json.JSONDecodeError):
-                pass
-            await asyncio.sleep(0.05)
+    """Start ``ccdaemon serve`` and wait until GET /v1/health says "ok"; answer it."""
+    run.daemon = await testbed.spawn_daemon(config, log)
+    async with asyncio.timeout(READY_TIMEOUT):
+        return await testbed.wait_healthy(run.daemon, run.api_socket)
 
 
 async def ensure_stub(run: Run, engine: Engine) -> None:
@@ -661,18 +634,6 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> bool:
     return all(row[5] is not False for row in rows)
 
 
-def engine_socket(name: str) -> str:
-    """Start (or find) the named engine with scripts/engines and return its socket."""
-    up = subprocess.run(
-        [str(ROOT / "scripts" / "engines"), "up", name],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    sockets = dict(line.split(maxsplit=1) for line in up.stdout.splitlines() if line.strip())
-    return sockets[name]
-
-
 def main() -> int:
     """Parse arguments, run the benchmark, print the table (or JSON); 0 when all targets met."""
     parser = argparse.ArgumentParser(
@@ -691,7 +652,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the order rotates")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    socket = args.socket or engine_socket(args.engine)
+    socket = args.socket or testbed.engine_socket(args.engine)
     # Short: Unix socket paths are limited to 107 bytes.
     directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))
     directory.chmod(0o700)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import testbed
 
 from ccdaemon.engine import (
     ContainerNotRunning,
@@ -196,11 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     socket = args.socket
     if not socket:
-        script = str(ROOT / "scripts" / "engines")
-        up = subprocess.run(
-            [script, "up", args.engine], check=True, stdout=subprocess.PIPE, text=True
-        )
-        socket = up.stdout.split()[1]
+        socket = testbed.engine_socket(args.engine)
     results = asyncio.run(run(socket, args.n, args.limit, args.rounds))
     print(
         f"engine {args.engine}, {args.n} launches per mode x {args.rounds} rounds, "

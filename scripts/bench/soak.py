@@ -37,7 +37,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 # The load cycle lives with the tests; this script shares it rather than copying it.
@@ -60,7 +60,6 @@ from ccdaemon.runtime.hostconfig import INSTANCE_LABEL  # noqa: E402
 from tests.daemon.conftest import RunningDaemon, stub_images  # noqa: E402
 from tests.faults import loadgen  # noqa: E402
 
-CCDAEMON = ROOT / ".venv" / "bin" / "ccdaemon"
 READY_TIMEOUT = 60.0
 EXIT_TIMEOUT = 60.0
 #: Seconds after a cycle before sampling: attach streams of removed containers close.
@@ -140,29 +139,10 @@ async def health(session: aiohttp.ClientSession) -> dict[str, Any]:
 
 
 async def start_daemon(soak: Soak, config: Path, log: Any) -> None:
-    """Start ``ccdaemon serve`` in its own session; wait for health "ok"."""
-    soak.daemon = await asyncio.create_subprocess_exec(
-        str(CCDAEMON),
-        "serve",
-        "--config",
-        str(config),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    connector = aiohttp.UnixConnector(path=str(soak.api_socket))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with asyncio.timeout(READY_TIMEOUT):
-            while True:
-                if soak.daemon.returncode is not None:
-                    raise RuntimeError(f"the daemon exited with {soak.daemon.returncode}")
-                try:
-                    if (await health(session)).get("status") == "ok":
-                        return
-                except (aiohttp.ClientError, RuntimeError, json.JSONDecodeError):
-                    pass
-                await asyncio.sleep(0.05)
+    """Start ``ccdaemon serve``; wait until GET /v1/health says "ok"."""
+    soak.daemon = await testbed.spawn_daemon(config, log)
+    async with asyncio.timeout(READY_TIMEOUT):
+        await testbed.wait_healthy(soak.daemon, soak.api_socket)
 
 
 async def soak_run(soak: Soak, args: argparse.Namespace, log: Any) -> None:
@@ -294,17 +274,6 @@ def report(soak: Soak, args: argparse.Namespace) -> bool:
     return all(row["flat"] for row in series.values())
 
 
-def engine_socket(name: str) -> str:
-    """Start (or find) the named engine with scripts/engines and return its socket."""
-    up = subprocess.run(
-        [str(ROOT / "scripts" / "engines"), "up", name],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return dict(line.split(maxsplit=1) for line in up.stdout.splitlines() if line.strip())[name]
-
-
 def main() -> int:
     """Parse arguments, soak, report; 0 when every series is flat."""
     parser = argparse.ArgumentParser(
@@ -319,7 +288,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20260301, help="the plan's seed")
     parser.add_argument("--json", action="store_true", help="print samples and figures as JSON")
     args = parser.parse_args()
-    socket = args.socket or engine_socket(args.engine)
+    socket = args.socket or testbed.engine_socket(args.engine)
     directory = Path(tempfile.mkdtemp(prefix="ccds-", dir="/tmp"))  # short: socket paths
     directory.chmod(0o700)
     soak = Soak(socket, directory)
