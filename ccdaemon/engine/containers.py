@@ -273,11 +273,15 @@ async def get_archive(engine: Engine, name: str, path: str) -> bytes:
 
 @asynccontextmanager
 async def attach(
-    engine: Engine, name: str, *, logs: bool = True, tty: bool | None = None
+    engine: Engine, name: str, *, logs: bool = False, tty: bool | None = None
 ) -> AsyncIterator[AsyncIterator[streams.Frame]]:
     """Attach to a container's stdout and stderr and yield an iterator over its output.
 
-    Attach before start to miss nothing. ``logs`` also replays output already written.
+    Attach before start to miss nothing: Docker subscribes to the output before it sends
+    the response head. ``logs`` also replays output already written, but Docker reads
+    that replay after the head, so with a start in between the first lines come twice
+    (Fabric attaches so; seen on Docker 20.10, 26.1 and 28.5 under load). Use it only
+    for a container that is already running.
     ``tty`` says whether the container has a terminal (raw output, no frames); None asks
     the engine. The stream ends when the container closes its output; it has no timeout.
 

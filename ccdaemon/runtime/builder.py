@@ -107,7 +107,7 @@ async def _compile(
     try:
         await containers.put_archive(engine, builder, "/chaincode/input", request.code_package)
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
-        async with containers.attach(engine, builder, logs=True, tty=False) as frames:
+        async with containers.attach(engine, builder, tty=False) as frames:
             await containers.start(engine, builder)
             async for line in streams.lines(frames):
                 tail.append(line.text)

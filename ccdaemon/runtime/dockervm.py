@@ -233,7 +233,7 @@ async def _relay(
     A broken stream ends the relay with a warning rather than failing its task group:
     the container's fate is the supervisor's to report, not the log relay's.
     """
-    async with containers.attach(engine, name, logs=True, tty=False) as frames:
+    async with containers.attach(engine, name, tty=False) as frames:
         task_status.started()
         try:
             async for line in streams.lines(frames):

@@ -199,7 +199,7 @@ class Floor:
             # A stream holds its connection for the container's life: a new one each time.
             stream = RawHTTP(self.socket)
             self.streams.append(stream)
-            query = "stream=1&stdout=1&stderr=1&logs=1"
+            query = "stream=1&stdout=1&stderr=1&logs=0"
             check(await stream.send("POST", f"{prefix}/{name}/attach?{query}"), 200, "attach")
         tls = plain_targz(dict(self.spec.files))
         status = await self.conn.request(
