@@ -176,8 +176,8 @@ async def no_build() -> None:
     raise AssertionError("the image exists; nothing should be built")
 
 
-async def engines(*args: str, attempts: int = 3) -> None:
-    """Run ``scripts/engines ARGS`` (down, up, restart), trying again on failure.
+async def engines(*args: str, attempts: int = 3) -> str:
+    """Run ``scripts/engines ARGS`` (down, up, restart), trying again on failure; its stdout.
 
     An engine brought down a moment ago can refuse to come back at the first try (seen
     once in a full run, never alone); a failure that stays is raised with the script's
@@ -188,10 +188,11 @@ async def engines(*args: str, attempts: int = 3) -> None:
         with anyio.fail_after(180):
             done = await anyio.run_process([script, *args], check=False)
         if done.returncode == 0:
-            return
+            return done.stdout.decode()
         if attempt == attempts:
             raise AssertionError(
                 f"scripts/engines {' '.join(args)} failed {attempts} times; last said:\n"
                 + done.stderr.decode(errors="replace")
             )
         await anyio.sleep(2)
+    raise AssertionError("unreachable: the last attempt returns or raises")
