@@ -19,16 +19,20 @@
     │   ├── NodeAlreadyInSwarm             503 on swarm init: the engine is in a swarm already
     │   ├── NodeNotInSwarm                 503 on any other swarm call: no swarm, or no manager
     │   ├── BuildFailed(log)               an error line inside a 200 build stream
+    │   ├── PushFailed(log)                an error line inside a 200 push stream, or no digest
     │   └── APIVersionError                no API version both sides speak
     ├── EngineUnavailable                  could not connect, or the engine stopped answering
     │   └── StreamBroken                   the connection broke in the middle of a stream
     └── ArchiveError                       a tar member this client refuses to write
 
 Each class is raised where the call that knows its meaning maps the status; nothing is
-guessed from message text except where the engine gives no other signal (create's 404).
+guessed from message text except where the engine gives no other signal (create's 404,
+a push of a missing image, which Docker reports inside a 200 stream).
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 from ccdaemon.errors import CcdaemonError
 
@@ -45,6 +49,9 @@ class EngineError(CcdaemonError):
         self.message = message
 
     def __str__(self) -> str:
+        # An error reported inside a 200 stream (build, push): the status says nothing.
+        if self.status == HTTPStatus.OK:
+            return self.message
         return f"[{self.status}] {self.message}"
 
     def __repr__(self) -> str:
@@ -141,6 +148,17 @@ class BuildFailed(EngineError):
     """Raised when an image build reports an error inside its 200 stream, or makes no image.
 
     ``log`` holds the build's output up to and including the error.
+    """
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(200, message)
+        self.log = log
+
+
+class PushFailed(EngineError):
+    """Raised when an image push reports an error inside its 200 stream, or names no digest.
+
+    ``log`` holds the push's output up to and including the error.
     """
 
     def __init__(self, message: str, log: str) -> None:

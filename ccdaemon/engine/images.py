@@ -1,7 +1,8 @@
-"""Image calls: inspect, list, remove, and build with its progress stream checked for errors."""
+"""Image calls: inspect, list, remove, tag; build and push, their streams checked for errors."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import re
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from ccdaemon.engine.errors import (
     ImageInUse,
     InvalidParameter,
     NoSuchImage,
+    PushFailed,
 )
 from ccdaemon.engine.transport import segment
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 #: How much of a build's output a BuildFailed keeps.
 BUILD_LOG_LINES = 200
+#: How much of a push's output a PushFailed keeps.
+PUSH_LOG_LINES = 200
 
 # Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -182,3 +186,98 @@ async def tag(engine: Engine, image: str, repository: str, tag_: str = "latest")
         params={"repo": repository, "tag": tag_},
         errors={404: NoSuchImage},
     )
+
+
+# Docker (20.10 to 28.5) answers a push of a name it does not hold with 200 and this
+# error inside the stream, never with 404.
+_PUSH_MISSING_TEXT = "does not exist locally"
+_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
+
+
+def registry_of(repository: str) -> str:
+    """The registry a repository name points at, as Docker reads it.
+
+    The first path component is a registry host when it holds a ``.`` or a ``:`` or is
+    ``localhost``; any other name lives on Docker Hub.
+    """
+    first, sep, _ = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def registry_auth(auth: Mapping[str, str] | None) -> str:
+    """Registry credentials as ``X-Registry-Auth`` carries them: base64url of the JSON.
+
+    None gives ``{}`` encoded: 20.10 and 26.1 refuse a push that carries neither this
+    header nor credentials in the body (400 "missing X-Registry-Auth").
+    """
+    return base64.urlsafe_b64encode(orjson.dumps(dict(auth or {}))).decode()
+
+
+async def push(
+    engine: Engine,
+    repository: str,
+    tag_: str = "latest",
+    *,
+    auth: Mapping[str, str] | None = None,
+    on_progress: Callable[[str], object] | None = None,
+) -> str:
+    """Push ``repository:tag_`` to the registry its name starts with; return the digest.
+
+    The digest (``sha256:...``) is the registry's name for the manifest pushed, as the
+    stream's last ``aux`` message gives it: ``repository@digest`` names these bytes for
+    ever, whatever the tag later points at. Name the image for the registry with ``tag``
+    first. The push has no overall or read timeout; each line of its JSON progress stream
+    goes to ``on_progress`` as it arrives.
+
+    ``auth`` is the registry's credentials as Docker's AuthConfig (``username``,
+    ``password`` or ``identitytoken``, ``serveraddress``), sent in ``X-Registry-Auth``;
+    None sends ``{}``. (Docker 28.5 ignores credentials in the request body, the older
+    form 20.10 and 26.1 still read.)
+
+    Raises:
+        NoSuchImage: the engine holds no image of that name and tag.
+        PushFailed: the stream reported an error (registry unreachable, refused, out of
+            space...), or ended without a digest; the message names the registry. Its
+            ``log`` holds the last ``PUSH_LOG_LINES`` lines of output.
+        InvalidParameter: the name breaks the reference grammar (checked before sending).
+        StreamBroken: the connection broke during the push.
+    """
+    reference = f"{repository}:{tag_}"
+    check_reference(reference)
+    registry = registry_of(repository)
+    log: collections.deque[str] = collections.deque(maxlen=PUSH_LOG_LINES)
+    digest = ""
+    async with engine.request(
+        "POST",
+        f"/images/{segment(repository)}/push",
+        params={"tag": tag_},
+        headers={"X-Registry-Auth": registry_auth(auth)},
+        kind="stream",
+        errors={404: NoSuchImage},
+    ) as resp:
+        async for message in streams.json_lines(resp):
+            text = _progress_text(message)
+            if text:
+                layer = message.get("id")
+                text = f"{layer}: {text}" if isinstance(layer, str) and layer else text
+                log.append(text)
+                if on_progress is not None:
+                    on_progress(text)
+            if message.get("error") or message.get("errorDetail"):
+                error = str(message.get("error") or message["errorDetail"].get("message", ""))
+                if _PUSH_MISSING_TEXT in error:
+                    raise NoSuchImage(404, f"cannot push {reference}: {error}")
+                raise PushFailed(
+                    f"push of {reference} to registry {registry} failed: {error}", "\n".join(log)
+                )
+            aux = message.get("aux")
+            if isinstance(aux, dict) and aux.get("Tag") == tag_:
+                digest = str(aux.get("Digest") or "")
+    if not _DIGEST.fullmatch(digest):
+        raise PushFailed(
+            f"push of {reference} to registry {registry} ended without a digest (got {digest!r})",
+            "\n".join(log),
+        )
+    return digest

@@ -294,6 +294,7 @@ class Engine:
         params: Mapping[str, str] | None = None,
         body: bytes | AsyncIterable[bytes] | None = None,
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
         kind: Kind = "control",
         extra_time: float = 0.0,
         versioned: bool = True,
@@ -312,6 +313,7 @@ class Engine:
             params: query parameters.
             body: the request body; an async iterable is sent chunked.
             content_type: the body's Content-Type.
+            headers: more request headers (``X-Registry-Auth``).
             kind: ``control`` calls get the control timeout overall, the block included;
                 ``stream`` calls keep only the connect timeout.
             extra_time: seconds added to a control call's timeout (a stop's grace period).
@@ -327,7 +329,9 @@ class Engine:
         """
         target = await self._target(path, params, versioned=versioned)
         what = f"{method} {path}"
-        headers = {"Content-Type": content_type} if content_type else None
+        sent = {**headers} if headers else {}
+        if content_type:
+            sent["Content-Type"] = content_type
         limit = self.timeouts.control + extra_time
         limited = (
             Limit(self._deadlines, limit, lambda: self._timeout(what, limit))
@@ -335,7 +339,7 @@ class Engine:
             else contextlib.nullcontext()
         )
         with limited:
-            conn, resp = await self._exchange(method, target, headers, body, what)
+            conn, resp = await self._exchange(method, target, sent or None, body, what)
             reusable = False
             try:
                 if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
