@@ -116,7 +116,7 @@ async def start(  # noqa: PLR0913 -- the launch's parts, each named
                 build,
                 output=output,
                 task_group=task_group,
-                phase=_Phases(phases),
+                phase=Phases(phases),
                 name_free=name_free,
             )
     except TimeoutError as exc:
@@ -132,7 +132,7 @@ async def _start(  # noqa: PLR0913 -- start's parts, passed on
     *,
     output: Callable[[streams.Line], object] | None,
     task_group: TaskGroup | None,
-    phase: _Phases,
+    phase: Phases,
     name_free: bool,
 ) -> str:
     # 4. Clear the name. A forced remove alone reaches the state Fabric's stop t=0, kill
@@ -157,10 +157,10 @@ async def _start(  # noqa: PLR0913 -- start's parts, passed on
                 await task_group.start(_relay, engine, spec.container, output)
         # 7. Upload the TLS files, as one gzip-compressed tar at /.
         if spec.files:
-            with phase("upload"), _whole():
+            with phase("upload"), whole():
                 await containers.put_archive(engine, spec.container, "/", archive.targz(spec.files))
         # 8. Start.
-        with phase("start"), _whole():
+        with phase("start"), whole():
             await containers.start(engine, spec.container)
     except BaseException:
         # A failed or cancelled launch removes what it made (shielded, with its own limit).
@@ -175,23 +175,23 @@ async def _create(
     spec: LaunchSpec,
     body: Mapping[str, Any],
     build: Callable[[], Awaitable[object]],
-    phase: _Phases,
+    phase: Phases,
 ) -> str:
     """5. Create; on a missing image build it, then create again."""
     container_id = ""
     try:
-        with phase("create"), _whole():
+        with phase("create"), whole():
             container_id = await containers.create(engine, spec.container, body)
     except NoSuchImage:
         log.info("image %s is missing; building it", spec.image)
         with phase("build"):
             await build()
-        with phase("create"), _whole():
+        with phase("create"), whole():
             container_id = await containers.create(engine, spec.container, body)
     return container_id
 
 
-def _whole() -> anyio.CancelScope:
+def whole() -> anyio.CancelScope:
     """A step the engine finishes once it is sent, so cancellation waits for its answer.
 
     Cut off, its outcome would be unknown: a create the engine completes after the
@@ -201,7 +201,7 @@ def _whole() -> anyio.CancelScope:
     return anyio.CancelScope(shield=True)
 
 
-class _Phases:
+class Phases:
     """Adds the seconds each step takes to a mapping (create runs twice after a build)."""
 
     __slots__ = ("_into",)
@@ -211,6 +211,7 @@ class _Phases:
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        """Time the step ``name``."""
         if self._into is None:
             yield
             return

@@ -9,30 +9,41 @@ and a missing image is built once from the code package.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ccdaemon.engine import NoSuchImage, images
+from ccdaemon.engine import NoSuchContainer, NoSuchImage, containers, images, streams
 from ccdaemon.runtime import dockervm
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
 from ccdaemon.runtime.errors import InvalidRequest
-from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL, HostConfig
+from ccdaemon.runtime.hostconfig import (
+    CCID_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    ROLE_LABEL,
+    HostConfig,
+)
 from ccdaemon.runtime.launchconfig import ChaincodeLogging, LaunchConfig, Layout, launch_config
 from ccdaemon.runtime.naming import names
 from ccdaemon.runtime.platforms import PlatformImages, platform_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from anyio.abc import TaskGroup
 
-    from ccdaemon.engine import Engine, streams
+    from ccdaemon.engine import Engine
     from ccdaemon.launchqueue import LaunchQueue, Slot
     from ccdaemon.runtime.certs import ClientCredentials
     from ccdaemon.runtime.package import ChaincodePackage
+
+
+#: Container states of a chaincode that no longer runs (``created``: never started).
+_ENDED = frozenset({"exited", "dead", "created"})
 
 
 class Issuer(Protocol):
@@ -202,16 +213,7 @@ class Launcher:
                     image, lambda: build_image(self._engine, build_request, progress=progress)
                 )
 
-            return await dockervm.start(
-                self._engine,
-                ready,
-                build=build,
-                startup_timeout=self._config.startup_timeout,
-                output=self._relay(container) if self._config.attach_stdout else None,
-                task_group=self._group,
-                phases=timings,
-                name_free=name_free,
-            )
+            return await self._start(ready, build=build, phases=timings, name_free=name_free)
 
         container_id = await self._queue.run(container, work)
         timings["total"] = time.perf_counter() - queued
@@ -222,6 +224,72 @@ class Launcher:
             built="build" in timings,
             timings=timings,
         )
+
+    async def _start(
+        self,
+        spec: LaunchSpec,
+        *,
+        build: Callable[[], Awaitable[None]],
+        phases: dict[str, float],
+        name_free: bool,
+    ) -> str:
+        """Run the chaincode on the engine (in its queue slot); its container's id."""
+        return await dockervm.start(
+            self._engine,
+            spec,
+            build=build,
+            startup_timeout=self._config.startup_timeout,
+            output=self._relay(spec.container) if self._config.attach_stdout else None,
+            task_group=self._group,
+            phases=phases,
+            name_free=name_free,
+        )
+
+    async def ended(self) -> list[tuple[str, str]]:
+        """This daemon's chaincodes whose container no longer runs: (ccid, container).
+
+        Exited, dead, or never started; a builder container is its build's own.
+        """
+        found = []
+        for item in await containers.list_(self._engine, labels=self._config.owner_labels()):
+            labels = item.get("Labels") or {}
+            ccid = labels.get(CCID_LABEL)
+            if ccid is None or labels.get(ROLE_LABEL) == "builder":
+                continue
+            if item.get("State") in _ENDED:
+                found.append((ccid, str((item.get("Names") or ["/"])[0]).lstrip("/")))
+        return found
+
+    async def wait(self, container: str, container_id: str) -> int | None:
+        """Block until the chaincode's container no longer runs; its exit code, None if gone.
+
+        ``container`` is the chaincode's name (``names()``), ``container_id`` the id of the
+        container its launch made.
+
+        No timeout: a chaincode runs as long as it runs.
+
+        Raises:
+            EngineUnavailable: the engine could not be reached.
+        """
+        try:
+            return await containers.wait(self._engine, container_id or container)
+        except NoSuchContainer:
+            return None
+
+    @contextlib.asynccontextmanager
+    async def logs(
+        self, container: str, container_id: str | None, *, follow: bool, tail: int | None
+    ) -> AsyncIterator[AsyncIterator[streams.Line]]:
+        """The chaincode's output, line by line (names as for ``wait``).
+
+        Raises:
+            NotFound: the container is gone.
+            EngineUnavailable: the engine could not be reached.
+        """
+        async with containers.logs(
+            self._engine, container_id or container, follow=follow, tail=tail
+        ) as frames:
+            yield streams.lines(frames)
 
     def _launch_config(self, request: LaunchRequest, tls: ClientCredentials | None) -> LaunchConfig:
         return launch_config(
@@ -255,11 +323,19 @@ class Launcher:
         container, _ = self.names(ccid)
 
         async def work(_: Slot) -> int | None:
-            return await dockervm.stop(
-                self._engine, container, grace=grace, dontkill=dontkill, dontremove=dontremove
+            return await self._stop(
+                container, grace=grace, dontkill=dontkill, dontremove=dontremove
             )
 
         return await self._queue.run(container, work)
+
+    async def _stop(
+        self, container: str, *, grace: int, dontkill: bool, dontremove: bool
+    ) -> int | None:
+        """Stop and remove the chaincode's container (in its queue slot); its exit code."""
+        return await dockervm.stop(
+            self._engine, container, grace=grace, dontkill=dontkill, dontremove=dontremove
+        )
 
     async def build(
         self,

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ccdaemon.engine import Conflict, NoSuchImage, containers, images
-from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
+from ccdaemon.engine import Conflict, NoSuchImage, images
+from ccdaemon.runtime.hostconfig import CCID_LABEL
 from ccdaemon.supervise.registry import ENDED
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from ccdaemon.supervise.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-
-_ENDED_CONTAINER = frozenset({"exited", "dead", "created"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +39,7 @@ async def collect(
 ) -> Collected:
     """Remove exited containers and images of chaincodes not running, with ``labels``."""
     result = Collected(dry_run=dry_run)
-    await _containers(supervisor, labels, result)
+    await _containers(supervisor, result)
     await _images(supervisor, labels, result)
     log.info(
         "gc%s: %d containers, %d images",
@@ -52,19 +50,13 @@ async def collect(
     return result
 
 
-async def _containers(supervisor: Supervisor, labels: Mapping[str, str], result: Collected) -> None:
+async def _containers(supervisor: Supervisor, result: Collected) -> None:
     registry = supervisor.registry
-    for item in await containers.list_(supervisor.engine, labels=labels):
-        item_labels = item.get("Labels") or {}
-        ccid = item_labels.get(CCID_LABEL)
-        if item.get("State") not in _ENDED_CONTAINER or ccid is None:
-            continue
-        if item_labels.get(ROLE_LABEL) == "builder":
-            continue  # a build in flight owns it and removes it
+    for ccid, name in await supervisor.launcher.ended():
         cc = registry.get(ccid)
         if cc is not None and cc.state not in ENDED:
             continue  # a launch or stop of it is under way
-        result.containers.append(str((item.get("Names") or ["/"])[0]).lstrip("/"))
+        result.containers.append(name)
         if not result.dry_run:
             await supervisor.launcher.stop(ccid)
             if cc is not None and registry.get(ccid) is cc:

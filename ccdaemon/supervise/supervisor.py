@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, streams
+from ccdaemon.engine import EngineUnavailable, NotFound
 from ccdaemon.runtime.errors import StartupTimeout, UnknownChaincode
 from ccdaemon.supervise.registry import ENDED, Chaincode, Registry, State
 
@@ -154,9 +154,12 @@ class Supervisor:
             changed = cc.changed
             if cc.state is State.RUNNING and cc.container_id:
                 try:
-                    return await containers.wait(self.engine, cc.container_id)
-                except NoSuchContainer:
-                    pass  # removed under us: the table learns why from the stop or events
+                    code = await self.launcher.wait(cc.container, cc.container_id)
+                    if code is not None:
+                        # The table says so at once, not when the watcher sees it too.
+                        self.registry.exited(cc.container, code, container_id=cc.container_id)
+                        return code
+                    # Removed under us: the table learns why from the stop or events.
                 except EngineUnavailable as exc:
                     log.debug("waiting for %s: engine away (%s); asking again", ccid, exc)
                     with anyio.move_on_after(_RETRY):
@@ -176,12 +179,12 @@ class Supervisor:
         """
         cc = self.get(ccid)
         try:
-            async with containers.logs(
-                self.engine, cc.container_id or cc.container, follow=follow, tail=tail
-            ) as frames:
-                async for line in streams.lines(frames):
+            async with self.launcher.logs(
+                cc.container, cc.container_id, follow=follow, tail=tail
+            ) as lines:
+                async for line in lines:
                     yield line.text.encode() + b"\n"
-        except NoSuchContainer:
+        except NotFound:
             kept = self.launcher.output(ccid)
             for text in kept if tail is None else kept[-tail:] if tail else []:
                 yield text.encode() + b"\n"
