@@ -36,6 +36,7 @@ from ccdaemon.runtime.launchconfig import ChaincodeLogging
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
 from ccdaemon.runtime.platforms import PlatformImages
+from ccdaemon.runtime.swarmlauncher import SwarmConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -92,6 +93,9 @@ class EngineConfig:
         api_version: pin this Docker Engine API version; None negotiates it.
         engine_limit: pieces of work sent to the engine at once (the launch queue's bound).
         build_limit: image builds at once.
+        backend: ``docker``: each chaincode a container of this engine, as Fabric does;
+            ``swarm``: each chaincode a one-replica service of the swarm this engine
+            manages (``[swarm]``, docs/swarm.md).
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -99,6 +103,7 @@ class EngineConfig:
     api_version: str | None = None
     engine_limit: int = 8
     build_limit: int = 2
+    backend: Literal["docker", "swarm"] = "docker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,7 @@ class Config:
         policy: limits put on every chaincode container.
         shutdown: what SIGTERM does.
         log: the daemon's own log.
+        swarm: how chaincodes run as services, with ``engine.backend = "swarm"``.
         instance: the ``ccdaemon.instance`` label value: which daemon owns a container,
             when several daemons (peers) share one engine.
         core_yaml: the peer's core.yaml that was imported, if any.
@@ -212,6 +218,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    swarm: SwarmConfig = field(default_factory=SwarmConfig)
     instance: str = "default"
     core_yaml: Path | None = None
     source: Path | None = None
@@ -343,6 +350,20 @@ def _mode() -> _Kind:
     return _Kind(check, check)
 
 
+def _strings() -> _Kind:
+    """A list of strings; in the environment, comma-separated."""
+
+    def check(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _must("a list of strings", value)
+        return tuple(value)
+
+    def text(raw: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    return _Kind(check, text)
+
+
 def _choice(*options: str) -> _Kind:
     return _string_kind(f"one of {', '.join(options)}", lambda v: v in options)
 
@@ -415,6 +436,14 @@ _KEYS: dict[str, _Kind] = {
     ),
     "engine.engine_limit": _whole(1),
     "engine.build_limit": _whole(1),
+    "engine.backend": _choice("docker", "swarm"),
+    "swarm.network": _string_kind("a network name", bool),
+    "swarm.constraints": _strings(),
+    "swarm.stop_grace": _number(0),
+    "swarm.poll_interval": _number(0.05),
+    "swarm.registry": _string_kind(
+        "host:port[/prefix] or empty", lambda v: not v or _host_port(v.partition("/")[0])
+    ),
     "runtime.network_id": _any_string(),
     "runtime.peer_id": _any_string(),
     "runtime.mspid": _any_string(),
@@ -445,7 +474,7 @@ _KEYS: dict[str, _Kind] = {
 #: hostConfig keys, read by HostConfig, each replacing the same key from core.yaml.
 _TABLES = frozenset(
     {"listen", "engine", "engine.tls", "runtime", "runtime.logging", "runtime.host_config"}
-    | {"images", "ca", "policy", "shutdown", "log", "fabric"}
+    | {"images", "ca", "policy", "shutdown", "log", "fabric", "swarm"}
 )
 
 #: Other names the environment may use: ``CCDAEMON_SOCKET`` is also the CLI's.
@@ -682,6 +711,7 @@ def _build(
         policy=PolicyConfig(**_section(merged, "policy")),
         shutdown=ShutdownConfig(**_section(merged, "shutdown")),
         log=LogConfig(**_section(merged, "log")),
+        swarm=SwarmConfig(**_section(merged, "swarm")),
         instance=instance,
         core_yaml=core_yaml,
         source=source,

@@ -23,6 +23,7 @@ import anyio
 import pytest
 
 from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
+from tests.swarmbed import node_id, swarms  # noqa: F401 -- fixtures of the swarm tests
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -28,6 +28,7 @@ from ccdaemon.runtime.launchconfig import ChaincodeLogging
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
 from ccdaemon.runtime.platforms import PlatformImages
+from ccdaemon.runtime.swarmlauncher import SwarmConfig
 from tests.test_coreyaml import SAMPLE_VALUES, write_core_yaml
 
 EXAMPLE = Path(__file__).parent.parent / "deploy" / "config" / "ccdaemon.toml"
@@ -84,6 +85,7 @@ def _expected_keys() -> set[str]:
         "policy": PolicyConfig,
         "shutdown": ShutdownConfig,
         "log": LogConfig,
+        "swarm": SwarmConfig,
     }
     keys = {f"{name}.{f.name}" for name, cls in sections.items() for f in fields(cls)}
     # logging is a table of its own; instance and images are top-level keys.
@@ -127,6 +129,7 @@ endpoint = "tcp://engine.example.com:2376"
 api_version = "1.43"
 engine_limit = 4
 build_limit = 1
+backend = "swarm"
 tls = { ca = "/docker/ca.pem", cert = "/docker/cert.pem", key = "/docker/key.pem" }
 
 [runtime]
@@ -175,6 +178,13 @@ stop_timeout = 0
 [log]
 format = "json"
 level = "warning"
+
+[swarm]
+network = "fabric_overlay"
+constraints = ["node.labels.fabric==true", "node.role==worker"]
+stop_grace = 3
+poll_interval = 0.25
+registry = "registry.example.com:5000/fabric"
 """
 
 
@@ -206,6 +216,7 @@ def test_every_key_lands_in_its_field(tmp_path: Path) -> None:
             api_version="1.43",
             engine_limit=4,
             build_limit=1,
+            backend="swarm",
         ),
         runtime=RuntimeConfig(
             network_id="prod",
@@ -232,6 +243,13 @@ def test_every_key_lands_in_its_field(tmp_path: Path) -> None:
         ),
         shutdown=ShutdownConfig(stop_chaincodes=True, grace=5.0, stop_timeout=0),
         log=LogConfig(format="json", level="WARNING"),
+        swarm=SwarmConfig(
+            network="fabric_overlay",
+            constraints=("node.labels.fabric==true", "node.role==worker"),
+            stop_grace=3.0,
+            poll_interval=0.25,
+            registry="registry.example.com:5000/fabric",
+        ),
         instance="peer0-org1",
         source=tmp_path / "ccdaemon.toml",
     )
@@ -276,14 +294,14 @@ TOML_ERRORS = [
         "enigne",
         (
             "unknown key (known here: ca, engine, fabric, images, instance, listen, log, "
-            "policy, runtime, shutdown)"
+            "policy, runtime, shutdown, swarm)"
         ),
     ),
     ("instanse = 'x'\n", "instanse", "unknown key"),
     (
         "[engine]\nendpiont = 'unix:///x'\n",
         "engine.endpiont",
-        "api_version, build_limit, endpoint, engine_limit, tls",
+        "api_version, backend, build_limit, endpoint, engine_limit, tls",
     ),
     (
         "[runtime.logging]\nlevels = 'debug'\n",
@@ -489,6 +507,9 @@ ENV = [
     ("CCDAEMON_LOG_FORMAT", "json", "log.format", "json"),
     ("CCDAEMON_LOG_LEVEL", "debug", "log.level", "DEBUG"),
     ("CCDAEMON_INSTANCE", "peer9", "instance", "peer9"),
+    ("CCDAEMON_ENGINE_BACKEND", "swarm", "engine.backend", "swarm"),
+    ("CCDAEMON_SWARM_CONSTRAINTS", "a==1, b!=2", "swarm.constraints", ("a==1", "b!=2")),
+    ("CCDAEMON_SWARM_REGISTRY", "127.0.0.1:5000", "swarm.registry", "127.0.0.1:5000"),
     ("CCDAEMON_INSTANCE", "peer9", "runtime.instance", "peer9"),
     (
         "DOCKER_HOST",
@@ -518,6 +539,9 @@ ENV_ERRORS = [
     ("CCDAEMON_LOG_FORMAT", "JSON", "must be one of console, json"),
     ("CCDAEMON_ENGINE_ENDPOINT", "localhost", "must be unix:///path"),
     ("DOCKER_HOST", "ssh://me@host", "got 'ssh://me@host'"),
+    ("CCDAEMON_ENGINE_BACKEND", "kubernetes", "must be one of docker, swarm"),
+    ("CCDAEMON_SWARM_REGISTRY", "https://r.example.com", "must be host:port[/prefix]"),
+    ("CCDAEMON_SWARM_POLL_INTERVAL", "0", "must be a number >= 0.05"),
 ]
 
 

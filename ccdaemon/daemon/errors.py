@@ -27,6 +27,7 @@ from ccdaemon.runtime.errors import (
     PackageError,
     PackageTooLarge,
     StartupTimeout,
+    TaskFailed,
     UnknownChaincode,
     UnknownChaincodeType,
 )
@@ -58,6 +59,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (PackageError, 400, "invalid_package"),
     (UnknownChaincode, 404, "unknown_chaincode"),
     (StartupTimeout, 504, "startup_timeout"),
+    (TaskFailed, 502, "task_failed"),
     (BuildFailed, 422, "build_failed"),
     (NoSuchImage, 404, "no_such_image"),
     (InvalidParameter, 400, "invalid_request"),

@@ -40,14 +40,24 @@ from ccdaemon.daemon.app import make_app
 from ccdaemon.daemon.metrics import Metrics
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
-from ccdaemon.engine import APIVersionError, Engine, EngineUnavailable, EngineVersion, system
+from ccdaemon.engine import (
+    APIVersionError,
+    Engine,
+    EngineUnavailable,
+    EngineVersion,
+    NodeNotInSwarm,
+    swarm,
+    system,
+)
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.launchqueue import LaunchQueue
-from ccdaemon.runtime.launcher import Issuer, Launcher
+from ccdaemon.runtime.launcher import Issuer, Launcher, RuntimeConfig
+from ccdaemon.runtime.swarmlauncher import SwarmLauncher
 from ccdaemon.supervise.events import ExitWatcher
-from ccdaemon.supervise.recovery import recover
+from ccdaemon.supervise.recovery import recover, recover_services
 from ccdaemon.supervise.registry import Registry, State
 from ccdaemon.supervise.supervisor import Supervisor
+from ccdaemon.supervise.tasks import TaskWatcher
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -166,14 +176,7 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
                 engine_limit=config.engine.engine_limit,
                 build_limit=config.engine.build_limit,
             )
-            launcher = Launcher(
-                engine,
-                queue,
-                ca,
-                runtime,
-                task_group=group,
-                host_config=config.policy.apply(runtime.host_config.to_engine()),
-            )
+            launcher = _launcher(config, engine, queue=queue, ca=ca, runtime=runtime, group=group)
             supervisor = Supervisor(engine, launcher, Registry(), observer=metrics)
             daemon = Daemon(
                 engine,
@@ -221,6 +224,45 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     log.info("stopped")
 
 
+def _launcher(  # noqa: PLR0913 -- the launcher's collaborators, each named
+    config: Config,
+    engine: Engine,
+    *,
+    queue: LaunchQueue,
+    ca: Issuer,
+    runtime: RuntimeConfig,
+    group: TaskGroup,
+) -> Launcher:
+    """The backend configuration asks for: containers of this engine, or swarm services."""
+    host_config = config.policy.apply(runtime.host_config.to_engine())
+    if config.engine.backend == "swarm":
+        return SwarmLauncher(
+            engine,
+            queue,
+            ca,
+            runtime,
+            swarm_config=config.swarm,
+            task_group=group,
+            host_config=host_config,
+        )
+    return Launcher(engine, queue, ca, runtime, task_group=group, host_config=host_config)
+
+
+async def _check_manager(engine: Engine) -> None:
+    """The swarm backend needs a swarm manager; say so plainly rather than at each launch.
+
+    Raises:
+        StartError: the engine is in no swarm, or is a worker.
+    """
+    try:
+        await swarm.swarm_inspect(engine)
+    except NodeNotInSwarm as exc:
+        raise StartError(
+            f'engine.backend is "swarm" but the engine at {engine.endpoint} is no swarm '
+            f'manager ({exc}); run `docker swarm init` there, or set backend = "docker"'
+        ) from exc
+
+
 def _chaincode_ca(config: Config) -> Issuer:
     """The chaincode CA: the configured one, loaded now, or one generated on first use.
 
@@ -264,11 +306,16 @@ async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: Task
         engine.endpoint,
         version.negotiated,
     )
-    listed_at = f"{time.time():.3f}"
-    recovered = await recover(
-        engine, daemon.supervisor.registry, daemon.supervisor.launcher, daemon.labels
-    )
-    watcher = ExitWatcher(engine, daemon.supervisor.registry, daemon.labels, since=listed_at)
+    registry, launcher = daemon.supervisor.registry, daemon.supervisor.launcher
+    watcher: ExitWatcher | TaskWatcher
+    if isinstance(launcher, SwarmLauncher):
+        await _check_manager(engine)
+        recovered = await recover_services(engine, registry, launcher, daemon.labels)
+        watcher = TaskWatcher(engine, registry, daemon.labels, interval=config.swarm.poll_interval)
+    else:
+        listed_at = f"{time.time():.3f}"
+        recovered = await recover(engine, registry, launcher, daemon.labels)
+        watcher = ExitWatcher(engine, registry, daemon.labels, since=listed_at)
     group.start_soon(watcher.run)
     await watcher.connected.wait()
     daemon.ready.set()

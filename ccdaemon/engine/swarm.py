@@ -343,6 +343,28 @@ async def service_inspect(engine: Engine, name: str) -> dict[str, Any]:
     return result
 
 
+async def service_update(engine: Engine, name: str, version: int, spec: Mapping[str, Any]) -> None:
+    """Replace a service's spec; ``version`` is the ``Version.Index`` it was read at.
+
+    Changing only ``Mode`` (the replica count) leaves the task template alone, so no
+    task is replaced: scaling to 0 stops the task with the spec's stop grace.
+
+    Raises:
+        NoSuchService: no such service (404).
+        InvalidParameter: the engine refused the spec, or ``version`` is out of date (400
+            on Docker 20.10; newer engines answer 500 "update out of sequence").
+        NodeNotInSwarm: the engine is not a swarm manager (503).
+    """
+    await engine.call(
+        "POST",
+        f"/services/{segment(name)}/update",
+        params={"version": str(version)},
+        json=spec,
+        errors=_SERVICE_ERRORS,
+        subject=name,
+    )
+
+
 async def service_remove(engine: Engine, name: str) -> None:
     """Remove a service, by id or name. Its container is stopped and removed afterwards.
 

@@ -49,3 +49,13 @@ class UnknownChaincode(LaunchError):
     def __init__(self, ccid: str) -> None:
         super().__init__(f"no managed chaincode {ccid!r}")
         self.ccid = ccid
+
+
+class TaskFailed(LaunchError):
+    """Raised when a swarm task ends before its container ran (the engine's reason)."""
+
+    def __init__(self, service: str, state: str, reason: str) -> None:
+        super().__init__(f"task of service {service} is {state} before it ran: {reason}")
+        self.service = service
+        self.state = state
+        self.reason = reason

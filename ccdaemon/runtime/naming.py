@@ -99,3 +99,40 @@ def names(ccid: str, *, network_id: str = "", peer_id: str = "") -> Names:
             f"the image name would be {len(image)} characters; engines take {_IMAGE_NAME_MAX}",
         )
     return Names(container=container, image=image)
+
+
+_NOT_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
+#: Swarm's limits: a service name is a DNS label, a secret name 64 of ``[a-zA-Z0-9-_.]``.
+_SERVICE_NAME_MAX = 63
+_SECRET_NAME_MAX = 64
+_HASH = 12
+#: How much of a file's name a secret's name keeps: "client-pem-key".
+_STEM = 14
+
+
+def service_name(container: str) -> str:
+    """The swarm service name of the chaincode whose Fabric container name is ``container``.
+
+    A service name must be a DNS label (letters, digits, inner dashes; at most 63), while
+    Fabric's names hold the peer id's dots and a 2.x package hash. Runs of other
+    characters become one dash; a name that changed or is too long gets a hash of the
+    whole Fabric name, so two chaincodes never share a service.
+    """
+    label = _NOT_ALNUM.sub("-", container).strip("-")
+    if label == container and len(label) <= _SERVICE_NAME_MAX:
+        return label
+    digest = hashlib.sha256(container.encode()).hexdigest()[:_HASH]
+    keep = _SERVICE_NAME_MAX - _HASH - 1
+    return f"{label[:keep].rstrip('-')}-{digest}".lstrip("-")
+
+
+def secret_name(service: str, path: str, content: bytes) -> str:
+    """The name of the swarm secret holding ``content`` as file ``path`` of ``service``.
+
+    Secrets cannot change, so the name carries a hash of the path and the content: each
+    launch's fresh certificate is a new secret, and a retried launch finds its own.
+    """
+    stem = _NOT_ALNUM.sub("-", path.rsplit("/", 1)[-1]).strip("-")[:_STEM].rstrip("-")
+    digest = hashlib.sha256(path.encode() + b"\0" + content).hexdigest()[:_HASH]
+    keep = _SECRET_NAME_MAX - len(stem) - _HASH - 2
+    return f"{service[:keep].rstrip('-')}-{stem}-{digest}"

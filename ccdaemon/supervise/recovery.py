@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ccdaemon.engine import NoSuchContainer, containers
+from ccdaemon.engine import NoSuchContainer, containers, swarm
 from ccdaemon.runtime.dockervm import remove_quietly
 from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
 from ccdaemon.supervise.events import parse_time
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ccdaemon.engine import Engine
     from ccdaemon.runtime.launcher import Launcher
+    from ccdaemon.runtime.swarmlauncher import SwarmLauncher
     from ccdaemon.supervise.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -86,5 +87,48 @@ async def recover(
             log.warning(
                 "chaincode %s exited with code %s while the daemon was away", ccid, cc.exit_code
             )
+    log.info("%s", result.summary())
+    return result
+
+
+async def recover_services(
+    engine: Engine, registry: Registry, launcher: SwarmLauncher, labels: Mapping[str, str]
+) -> Recovered:
+    """The swarm backend's recovery: rebuild the table from the services with ``labels``.
+
+    A service whose task runs is re-adopted; one whose task ran and ended is reported
+    exited; one whose task never ran (a launch cut short) is removed with its secrets,
+    and so are secrets no service uses.
+    """
+    result = Recovered()
+    for service in await swarm.service_list(engine, labels=labels):
+        name = str(service["Spec"]["Name"])
+        ccid = (service["Spec"].get("Labels") or {}).get(CCID_LABEL)
+        tasks = [swarm.TaskStatus.of(t) for t in await swarm.task_list(engine, service=name)]
+        task = tasks[-1] if tasks else None
+        image = str(service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image", ""))
+        if ccid is None or task is None or not task.container_id or task.state == "rejected":
+            if ccid is not None:
+                await launcher.stop(ccid)
+            result.removed.append(name)
+            log.warning("removed unfinished service %s left by an earlier run", name)
+            continue
+        cc = Chaincode(ccid=ccid, container=name, image=image)
+        cc.container_id = task.container_id
+        if not task.finished:
+            cc.state = State.RUNNING
+            registry.adopt(cc)
+            launcher.follow(name)
+            result.adopted.append(ccid)
+        else:
+            cc.state = State.EXITED
+            cc.exit_code = -1 if task.exit_code is None else task.exit_code
+            registry.adopt(cc)
+            result.exited.append(ccid)
+            log.warning(
+                "chaincode %s exited with code %s while the daemon was away", ccid, cc.exit_code
+            )
+    for secret in await launcher.remove_orphan_secrets():
+        log.warning("removed secret %s that no service uses", secret)
     log.info("%s", result.summary())
     return result

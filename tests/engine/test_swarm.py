@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
-import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ccdaemon.engine import (
     Engine,
-    EngineError,
     NodeAlreadyInSwarm,
     NoSuchContainer,
     NoSuchSecret,
@@ -36,158 +33,16 @@ from ccdaemon.engine import (
 )
 from ccdaemon.engine.swarm import SecretMount, TaskStatus
 from tests.conftest import BASE_IMAGE, TEST_LABEL, Made
+from tests.swarmbed import free_port
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
 pytestmark = pytest.mark.engines("docker-28.5")
-
-T = TypeVar("T")
 
 TLS_DIR = "/etc/hyperledger/fabric"
 #: How long a task may take to reach a state, on an idle two-core machine (seconds).
 SETTLE = 30.0
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    """A port free on this host, below the kernel's ephemeral range.
-
-    The engine refuses a data path port outside 1024-49151 (with a 500), and the
-    kernel's own choice (port 0) is usually above it.
-    """
-    for _ in range(100):
-        port = 20000 + secrets.randbelow(12000)
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port between 20000 and 32000")
-
-
-def _run(engine_socket: str, work: Callable[[Engine], Awaitable[T]]) -> T:
-    """Run one async call against the engine from sync fixture code, on a thread of its own.
-
-    The module fixture outlives the per-test event loops, so it gets a loop of its own,
-    in another thread, never touching the test loop's state.
-    """
-
-    async def main() -> T:
-        async with Engine(f"unix://{engine_socket}") as engine:
-            return await work(engine)
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main()).result()
-
-
-async def _network_names(engine: Engine) -> set[str]:
-    return {str(n["Name"]) for n in await engine.call("GET", "/networks")}
-
-
-async def _init(engine: Engine) -> str:
-    """Make the engine a swarm manager, sharing nothing with other engines on this host.
-
-    Several engines of the bed run on one host: each gets its own listen and data path
-    ports (never 2377 and 4789), and its own gateway bridge. Swarm init makes a network
-    docker_gwbridge whose Linux bridge is also named docker_gwbridge, one device for
-    every engine, which the first engine to remove its network takes from the others.
-    """
-    if "docker_gwbridge" not in await _network_names(engine):
-        bridge = f"ccdt-gw{secrets.token_hex(3)}"  # at most 15 characters, as Linux wants
-        await engine.call(
-            "POST",
-            "/networks/create",
-            json={
-                "Name": "docker_gwbridge",
-                "Driver": "bridge",
-                "Options": {
-                    "com.docker.network.bridge.name": bridge,
-                    "com.docker.network.bridge.enable_icc": "false",
-                },
-            },
-        )
-    return await swarm.swarm_init(
-        engine,
-        advertise_addr="127.0.0.1",
-        listen_addr=f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}",
-        data_path_port=_free_port(socket.SOCK_DGRAM),
-    )
-
-
-class Swarms:
-    """The engines this module put in a swarm, each made a manager on first use."""
-
-    def __init__(self, sockets: dict[str, str]) -> None:
-        self._sockets = sockets
-        self.joined: dict[str, str] = {}  # engine name -> node id, for every engine in use
-        self.made: list[str] = []  # engines this module put in a swarm, to leave at the end
-        self.refused: dict[str, str] = {}  # engine name -> why swarm init failed
-        self.networks: dict[str, set[str]] = {}  # engine name -> its networks before init
-
-    def ensure(self, name: str) -> str:
-        """Return the engine's node id, making it a swarm manager if it is in no swarm."""
-        if name in self.joined:
-            return self.joined[name]
-        if name in self.refused:
-            pytest.skip(self.refused[name])
-        sock = self._sockets[name]
-        state = _run(sock, system.info)["Swarm"]
-        if state.get("LocalNodeState") == "active" and state.get("ControlAvailable"):
-            self.joined[name] = str(state["NodeID"])  # someone else's swarm: never left
-            return self.joined[name]
-        self.networks[name] = _run(sock, _network_names)
-        try:
-            node = _run(sock, _init)
-        except EngineError as exc:
-            self.refused[name] = f"swarm init failed on {name} on this machine: {exc}"
-            self._remove_new_networks(name)
-            pytest.skip(self.refused[name])
-        self.made.append(name)
-        self.joined[name] = node
-        return node
-
-    def leave_all(self) -> None:
-        """Leave every swarm this module made; each engine is tried even if one fails."""
-        failures = []
-        for name in self.made:
-            try:
-                _run(self._sockets[name], lambda engine: swarm.swarm_leave(engine, force=True))
-            except EngineError as exc:  # pragma: no cover -- reported, then re-raised
-                failures.append(f"{name}: {exc}")
-        # Only once every engine left: no ingress sandbox uses a gateway bridge any more.
-        for name in self.made:
-            try:
-                self._remove_new_networks(name)
-            except EngineError as exc:  # pragma: no cover -- reported, then re-raised
-                failures.append(f"{name}: {exc}")
-        assert not failures, f"leaving the swarms failed: {failures}"
-
-    def _remove_new_networks(self, name: str) -> None:
-        """Remove the networks that swarm mode left behind (docker_gwbridge survives leave)."""
-        before = self.networks.get(name, set())
-
-        async def remove(engine: Engine) -> None:
-            for network in await _network_names(engine) - before:
-                await engine.call("DELETE", f"/networks/{network}")
-
-        _run(self._sockets[name], remove)
-
-
-@pytest.fixture(scope="module")
-def swarms(engine_sockets: dict[str, str]) -> Iterator[Swarms]:
-    """Swarm mode for the module's engines, left at the module's end whatever happens."""
-    made = Swarms(engine_sockets)
-    try:
-        yield made
-    finally:
-        made.leave_all()
-
-
-@pytest.fixture
-def node_id(swarms: Swarms, engine_name: str) -> str:
-    """The engine under test as a swarm manager; its node id."""
-    return swarms.ensure(engine_name)
 
 
 class SwarmMade:
@@ -272,7 +127,7 @@ async def test_init_of_a_swarm_member_raises_node_already_in_swarm(
 ) -> None:
     """A second swarm init raises NodeAlreadyInSwarm (the engine's 503); inspect answers."""
     with pytest.raises(NodeAlreadyInSwarm) as caught:
-        await swarm.swarm_init(engine, listen_addr=f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}")
+        await swarm.swarm_init(engine, listen_addr=f"127.0.0.1:{free_port(socket.SOCK_STREAM)}")
     assert caught.value.status == 503
     assert "already part of a swarm" in caught.value.message
     assert (await swarm.swarm_inspect(engine))["ID"]
