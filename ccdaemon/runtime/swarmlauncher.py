@@ -145,7 +145,7 @@ class SwarmLauncher(Launcher):
         service, ccid = spec.container, spec.labels[CCID_LABEL]
         if not name_free:
             with phase("remove"):
-                await self._remove(service, ccid)
+                await self.remove_service(service, ccid)
         try:
             # A missing image would only show as a rejected task: look first.
             try:
@@ -176,7 +176,7 @@ class SwarmLauncher(Launcher):
             except ServiceAlreadyExists:
                 log.info("service %s exists after all; removing it first", service)
                 with phase("remove"):
-                    await self._remove(service, ccid, keep={m.secret_name for m in mounts})
+                    await self.remove_service(service, ccid, keep={m.secret_name for m in mounts})
                 with phase("create"), whole():
                     await swarm.service_create(self._engine, body)
             if self._config.attach_stdout and self._group is not None:
@@ -185,7 +185,7 @@ class SwarmLauncher(Launcher):
                 return await self._running(service)
         except BaseException:
             with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                await self._remove(service, ccid)
+                await self.remove_service(service, ccid)
             raise
 
     async def _push(self, image: str) -> str:
@@ -281,7 +281,7 @@ class SwarmLauncher(Launcher):
         with anyio.move_on_after(self._swarm.stop_grace + CLEANUP_TIMEOUT):
             task = await self._ended(container)
         if not dontremove:
-            await self._remove(container, ccid)
+            await self.remove_service(container, ccid)
         return None if task is None else task.exit_code
 
     async def _ended(self, service: str) -> TaskStatus | None:
@@ -292,7 +292,7 @@ class SwarmLauncher(Launcher):
                 return task
             await anyio.sleep(self._swarm.poll_interval)
 
-    async def _remove(
+    async def remove_service(
         self, service: str, ccid: str, *, keep: frozenset[str] | set[str] = frozenset()
     ) -> None:
         """Remove the service, then the secrets of ``ccid`` but ``keep``.

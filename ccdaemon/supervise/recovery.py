@@ -73,22 +73,26 @@ async def recover(
         except NoSuchContainer:
             continue  # gone between list and inspect
         cc.started_at = parse_time(details.get("StartedAt"))
-        if state in _LIVE:
-            cc.state = State.RUNNING
-            registry.adopt(cc)
-            launcher.follow(name)
-            result.adopted.append(ccid)
-        else:
-            cc.state = State.EXITED
+        if state not in _LIVE:
             cc.exit_code = int(details.get("ExitCode", -1))
             cc.finished_at = parse_time(details.get("FinishedAt"))
-            registry.adopt(cc)
-            result.exited.append(ccid)
-            log.warning(
-                "chaincode %s exited with code %s while the daemon was away", ccid, cc.exit_code
-            )
+        _take_back(cc, registry, launcher, result, running=state in _LIVE)
     log.info("%s", result.summary())
     return result
+
+
+def _take_back(
+    cc: Chaincode, registry: Registry, launcher: Launcher, result: Recovered, *, running: bool
+) -> None:
+    """Put a chaincode found at start in the table: running (followed again) or exited."""
+    cc.state = State.RUNNING if running else State.EXITED
+    registry.adopt(cc)
+    if running:
+        launcher.follow(cc.container)
+        result.adopted.append(cc.ccid)
+        return
+    result.exited.append(cc.ccid)
+    log.warning("chaincode %s exited with code %s while the daemon was away", cc.ccid, cc.exit_code)
 
 
 async def recover_services(
@@ -108,26 +112,15 @@ async def recover_services(
         task = tasks[-1] if tasks else None
         image = str(service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image", ""))
         if ccid is None or task is None or not task.container_id or task.state == "rejected":
-            if ccid is not None:
-                await launcher.stop(ccid)
+            await launcher.remove_service(name, ccid or "")
             result.removed.append(name)
             log.warning("removed unfinished service %s left by an earlier run", name)
             continue
         cc = Chaincode(ccid=ccid, container=name, image=image)
         cc.container_id = task.container_id
-        if not task.finished:
-            cc.state = State.RUNNING
-            registry.adopt(cc)
-            launcher.follow(name)
-            result.adopted.append(ccid)
-        else:
-            cc.state = State.EXITED
+        if task.finished:
             cc.exit_code = -1 if task.exit_code is None else task.exit_code
-            registry.adopt(cc)
-            result.exited.append(ccid)
-            log.warning(
-                "chaincode %s exited with code %s while the daemon was away", ccid, cc.exit_code
-            )
+        _take_back(cc, registry, launcher, result, running=not task.finished)
     for secret in await launcher.remove_orphan_secrets():
         log.warning("removed secret %s that no service uses", secret)
     log.info("%s", result.summary())

@@ -155,17 +155,31 @@ def sockdir() -> Iterator[Path]:
 @pytest.fixture
 async def daemon(engine_socket: str, sockdir: Path, engine: Engine) -> AsyncIterator[RunningDaemon]:
     """A running daemon on the engine under test; its containers and images go afterwards."""
-    config = make_config(engine_socket, sockdir)
+    async with cleaned_daemon(make_config(engine_socket, sockdir), engine) as handle:
+        yield handle
+
+
+@contextlib.asynccontextmanager
+async def cleaned_daemon(
+    config: Config,
+    engine: Engine,
+    remove: Callable[[Engine, str], Awaitable[None]] | None = None,
+) -> AsyncIterator[RunningDaemon]:
+    """Run the daemon; afterwards remove what it made, whatever the block did.
+
+    ``remove`` (default ``remove_instance``) clears what the instance made; the image
+    tags ``stub_images`` gave the daemon go too.
+    """
     tagged: list[str] = []
     try:
         async with running_daemon(config) as handle:
             handle.tagged = tagged
             yield handle
     finally:
-        await remove_instance(engine, config.instance)
+        await (remove or remove_instance)(engine, config.instance)
         for image in tagged:
             with contextlib.suppress(NoSuchImage):
-                await images.remove(engine, image)
+                await images.remove(engine, image, force=True)
 
 
 async def remove_instance(engine: Engine, instance: str) -> None:

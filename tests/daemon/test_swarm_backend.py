@@ -37,6 +37,7 @@ from tests.daemon.conftest import (
     STUB_IMAGE,
     RunningDaemon,
     chaincode_path,
+    cleaned_daemon,
     launch_body,
     make_config,
     poll,
@@ -97,16 +98,8 @@ async def swarm_daemon(
     """A running daemon with the swarm backend; everything it made goes afterwards."""
     assert node_id
     config = swarm_config(engine_socket, sockdir)
-    tagged: list[str] = []
-    try:
-        async with running_daemon(config) as handle:
-            handle.tagged = tagged
-            yield handle
-    finally:
-        await remove_swarm_instance(engine, config.instance)
-        for image in tagged:
-            with contextlib.suppress(NoSuchImage):
-                await images.remove(engine, image)
+    async with cleaned_daemon(config, engine, remove_swarm_instance) as handle:
+        yield handle
 
 
 async def owned(engine: Engine, daemon: RunningDaemon) -> tuple[list[str], list[str]]:
@@ -217,7 +210,11 @@ async def test_launch_logs_and_stop_through_the_api(
 async def test_a_task_killed_underneath_is_an_exit_with_its_code(
     swarm_daemon: RunningDaemon, engine: Engine
 ) -> None:
-    """The task's container killed behind the daemon: wait answers 137, GET says exited."""
+    """The task's container killed behind the daemon: the task watcher reports the exit.
+
+    No one waits: the table learns it from the task's state alone (a wait would read it
+    too, see the two-node test); then wait answers 137 at once.
+    """
     daemon = swarm_daemon
     ccid = "swkill:1"
     await stub_images(engine, daemon, [ccid])
@@ -227,23 +224,16 @@ async def test_a_task_killed_underneath_is_an_exit_with_its_code(
     tasks = [TaskStatus.of(t) for t in await swarm.task_list(engine, service=service)]
     assert [t.state for t in tasks] == ["running"]
     assert tasks[0].container_id == answer["chaincode"]["container_id"]
-
-    async with anyio.create_task_group() as group:
-        waited: list[tuple[int, Any]] = []
-
-        async def wait() -> None:
-            waited.append(await daemon.call("POST", chaincode_path(ccid) + "/wait"))
-
-        group.start_soon(wait)
-        await anyio.sleep(0.5)  # the wait is under way before the kill
-        await containers.kill(engine, tasks[0].container_id or "")
-    assert waited == [(200, {"ccid": ccid, "exit_code": 137})]
+    await containers.kill(engine, tasks[0].container_id or "")
 
     async def exited() -> bool:
         _, got = await daemon.call("GET", chaincode_path(ccid))
         return bool(got["state"] == "exited" and got["exit_code"] == 137)
 
     await poll(exited)
+    with anyio.fail_after(5):
+        waited = await daemon.call("POST", chaincode_path(ccid) + "/wait")
+    assert waited == (200, {"ccid": ccid, "exit_code": 137})
     # The swarm did not restart it (restart policy none): still one task.
     assert len(await swarm.task_list(engine, service=service)) == 1
     status, _ = await daemon.call("DELETE", chaincode_path(ccid))
@@ -330,43 +320,35 @@ async def test_with_a_registry_services_run_the_pushed_digest(
     config = swarm_config(engine_socket, sockdir)
     config = replace(config, swarm=replace(config.swarm, registry=REGISTRY))
     ccids = ["swpush:1", "swpush:2"]
-    tagged: list[str] = []
-    try:
-        async with running_daemon(config) as daemon:
-            daemon.tagged = tagged
-            await stub_images(engine, daemon, ccids)
-            answers = [await daemon.call("POST", "/v1/chaincodes", launch_body(c)) for c in ccids]
-            assert [status for status, _ in answers] == [201, 201], answers
-            assert all("push" in answer["timings"] for _, answer in answers)
-            # A relaunch runs the digest already pushed.
-            status, again = await daemon.call("POST", "/v1/chaincodes", launch_body(ccids[0]))
-            assert status == 201, again
-            assert "push" not in again["timings"]
-            answers[0] = (status, again)
-            for ccid, (_, answer) in zip(ccids, answers, strict=True):
-                image = daemon.names(ccid)[1]
-                spec = await swarm.service_inspect(engine, answer["chaincode"]["container"])
-                reference = spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-                repository, _, digest = reference.partition("@")
-                assert repository == f"{REGISTRY}/{image}"
-                assert digest == await registry_digest(image)
-            # Only the digest names the pushed image: no registry tag stays behind.
-            leftover = [
-                tag
-                for found in await images.list_(engine)
-                for tag in found.get("RepoTags") or []
-                if tag.startswith(f"{REGISTRY}/")
-            ]
-            assert leftover == []
-            for ccid in ccids:
-                status, _ = await daemon.call("DELETE", chaincode_path(ccid))
-                assert status == 200
-            assert await owned(engine, daemon) == ([], [])
-    finally:
-        await remove_swarm_instance(engine, config.instance)
-        for image in tagged:
-            with contextlib.suppress(NoSuchImage):
-                await images.remove(engine, image, force=True)
+    async with cleaned_daemon(config, engine, remove_swarm_instance) as daemon:
+        await stub_images(engine, daemon, ccids)
+        answers = [await daemon.call("POST", "/v1/chaincodes", launch_body(c)) for c in ccids]
+        assert [status for status, _ in answers] == [201, 201], answers
+        assert all("push" in answer["timings"] for _, answer in answers)
+        # A relaunch runs the digest already pushed.
+        status, again = await daemon.call("POST", "/v1/chaincodes", launch_body(ccids[0]))
+        assert status == 201, again
+        assert "push" not in again["timings"]
+        answers[0] = (status, again)
+        for ccid, (_, answer) in zip(ccids, answers, strict=True):
+            image = daemon.names(ccid)[1]
+            spec = await swarm.service_inspect(engine, answer["chaincode"]["container"])
+            reference = spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+            repository, _, digest = reference.partition("@")
+            assert repository == f"{REGISTRY}/{image}"
+            assert digest == await registry_digest(image)
+        # Only the digest names the pushed image: no registry tag stays behind.
+        leftover = [
+            tag
+            for found in await images.list_(engine)
+            for tag in found.get("RepoTags") or []
+            if tag.startswith(f"{REGISTRY}/")
+        ]
+        assert leftover == []
+        for ccid in ccids:
+            status, _ = await daemon.call("DELETE", chaincode_path(ccid))
+            assert status == 200
+        assert await owned(engine, daemon) == ([], [])
 
 
 async def registry_digest(repository: str) -> str:
@@ -403,12 +385,10 @@ async def test_a_chaincode_placed_on_another_node_runs_and_reports_from_there(
         swarm=replace(config.swarm, registry=REGISTRY, constraints=(f"node.id=={worker_id}",)),
     )
     ccid = "swplaced:1"
-    tagged: list[str] = []
     async with Engine(f"unix://{worker_socket}") as worker:
         labels = {INSTANCE_LABEL: config.instance}
         try:
-            async with running_daemon(config) as daemon:
-                daemon.tagged = tagged
+            async with cleaned_daemon(config, engine, remove_swarm_instance) as daemon:
                 await stub_images(engine, daemon, [ccid])
                 status, answer = await daemon.call("POST", "/v1/chaincodes", launch_body(ccid))
                 assert status == 201, answer
@@ -443,13 +423,11 @@ async def test_a_chaincode_placed_on_another_node_runs_and_reports_from_there(
 
                 await poll(worker_clear)
         finally:
-            await remove_swarm_instance(engine, config.instance)
+            # What the worker pulled: the image, by digest only.
             await remove_instance(worker, config.instance)
             for found in await images.list_(worker):
                 for reference in found.get("RepoDigests") or []:
-                    if reference.startswith(f"{REGISTRY}/{daemon.names(ccid)[1]}@"):
+                    runtime = config.runtime
+                    if reference.startswith(f"{REGISTRY}/{runtime.network_id}-{runtime.peer_id}-"):
                         with contextlib.suppress(NoSuchImage):
                             await images.remove(worker, reference, force=True)
-            for image in tagged:
-                with contextlib.suppress(NoSuchImage):
-                    await images.remove(engine, image, force=True)
