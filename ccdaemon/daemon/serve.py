@@ -311,7 +311,13 @@ async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: Task
     if isinstance(launcher, SwarmLauncher):
         await _check_manager(engine)
         recovered = await recover_services(engine, registry, launcher, daemon.labels)
-        watcher = TaskWatcher(engine, registry, daemon.labels, interval=config.swarm.poll_interval)
+        watcher = TaskWatcher(
+            engine,
+            registry,
+            daemon.labels,
+            interval=config.swarm.poll_interval,
+            ended=launcher.task_ended,
+        )
     else:
         listed_at = f"{time.time():.3f}"
         recovered = await recover(engine, registry, launcher, daemon.labels)

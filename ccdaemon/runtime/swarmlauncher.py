@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 #: Key files are readable by their owner only; certificates by all.
 _KEY_MODE = 0o400
 _CERT_MODE = 0o444
+#: Seconds a relay keeps reading after its task ended: lines still on their way.
+_RELAY_LINGER = 2.0
 #: A task that failed this way ran: its container started and exited.
 _RAN = "task: non-zero exit"
 #: Task states before its container runs; any other unfinished state means it runs.
@@ -352,6 +354,7 @@ class SwarmLauncher(Launcher):
             if task is None:
                 return None
             if task.finished:
+                self.task_ended(container)
                 return -1 if task.exit_code is None else task.exit_code
             await anyio.sleep(self._swarm.poll_interval)
 
@@ -375,10 +378,20 @@ class SwarmLauncher(Launcher):
         if self._config.attach_stdout and self._group is not None:
             self._group.start_soon(self._relay_service, container, self._config.output_lines)
 
-    async def _relay_service(self, service: str, tail: int | None = None) -> None:
-        """Pass the service's output on until the service is removed (its scope cancelled).
+    def task_ended(self, service: str) -> None:
+        """The service's task has ended: end its output relay once late lines are in.
 
-        A followed service log does not end when the task does, so ``_remove`` ends it.
+        A followed service log never ends by itself, not even when the service is removed.
+        """
+        relay = self._relays.get(service)
+        if relay is not None:
+            relay.deadline = min(relay.deadline, anyio.current_time() + _RELAY_LINGER)
+
+    async def _relay_service(self, service: str, tail: int | None = None) -> None:
+        """Pass the service's output on until its task ended or the service is removed.
+
+        A followed service log does not end when the task does, nor when the service is
+        removed, so ``task_ended`` and ``remove_service`` end the relay.
         """
         relay = self._relay(service)
         with anyio.CancelScope() as scope:

@@ -20,7 +20,7 @@ from ccdaemon.supervise.events import parse_time
 from ccdaemon.supervise.registry import State
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from ccdaemon.engine import Engine
@@ -37,6 +37,8 @@ class TaskWatcher:
         registry: the table to update.
         labels: the labels every service (and so every task) of this daemon carries.
         interval: seconds between polls; it bounds how late an exit is reported.
+        ended: told the service name of each exit it reports (the launcher ends the
+            service's output relay).
     """
 
     def __init__(
@@ -46,11 +48,13 @@ class TaskWatcher:
         labels: Mapping[str, str],
         *,
         interval: float = 1.0,
+        ended: Callable[[str], object] | None = None,
     ) -> None:
         self._engine = engine
         self._registry = registry
         self._labels = labels
         self._interval = interval
+        self._ended = ended
         self.connected = anyio.Event()
 
     async def run(self) -> None:
@@ -94,6 +98,8 @@ class TaskWatcher:
                 at = _finished_at(task)
             ended = self._registry.exited(cc.container, code, at, container_id=container_id)
             if ended is not None:
+                if self._ended is not None:
+                    self._ended(ended.container)
                 log.warning(
                     "chaincode %s (service %s) exited with code %s",
                     ended.ccid,

@@ -218,6 +218,7 @@ async def test_a_task_killed_underneath_is_an_exit_with_its_code(
     daemon = swarm_daemon
     ccid = "swkill:1"
     await stub_images(engine, daemon, [ccid])
+    tasks_before = (await daemon.call("GET", "/v1/health"))[1]["tasks"]
     status, answer = await daemon.call("POST", "/v1/chaincodes", launch_body(ccid))
     assert status == 201, answer
     service = answer["chaincode"]["container"]
@@ -234,6 +235,12 @@ async def test_a_task_killed_underneath_is_an_exit_with_its_code(
     with anyio.fail_after(5):
         waited = await daemon.call("POST", chaincode_path(ccid) + "/wait")
     assert waited == (200, {"ccid": ccid, "exit_code": 137})
+
+    # The output relay ends with the task, though a followed service log never does.
+    async def relay_ended() -> bool:
+        return bool((await daemon.call("GET", "/v1/health"))[1]["tasks"] <= tasks_before)
+
+    await poll(relay_ended)
     # The swarm did not restart it (restart policy none): still one task.
     assert len(await swarm.task_list(engine, service=service)) == 1
     status, _ = await daemon.call("DELETE", chaincode_path(ccid))
