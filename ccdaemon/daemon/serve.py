@@ -140,6 +140,7 @@ def describe(config: Config) -> str:
         ("socket", f"{listen.socket} (mode {listen.socket_mode:04o}{group})"),
         ("tcp", listen.tcp or "(off)"),
         ("engine", f"{engine.endpoint}{pinned}"),
+        ("backend", _backend(config)),
         ("instance", config.instance),
         ("peer", f"network {runtime.network_id or '-'}, peer {runtime.peer_id or '-'}"),
         ("limits", f"{engine.engine_limit} engine calls, {engine.build_limit} builds at once"),
@@ -149,6 +150,18 @@ def describe(config: Config) -> str:
     ]
     head = f"configuration {config.source or '(built-in defaults)'} is valid"
     return "\n".join([head, *(f"  {name:<13} {value}" for name, value in rows)])
+
+
+def _backend(config: Config) -> str:
+    if config.engine.backend == "docker":
+        return "docker (a container per chaincode)"
+    swarm_config = config.swarm
+    placed = ", ".join(swarm_config.constraints) or "anywhere"
+    images = f"pushed to {swarm_config.registry}" if swarm_config.registry else "the manager's"
+    return (
+        f"swarm (a service per chaincode; network {swarm_config.network}, "
+        f"placed {placed}, images {images})"
+    )
 
 
 async def run(config: Config, *, stop: anyio.Event | None = None) -> None:

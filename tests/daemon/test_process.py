@@ -11,6 +11,9 @@ import aiohttp
 import anyio
 import pytest
 
+from ccdaemon.config import Config, EngineConfig
+from ccdaemon.daemon import serve
+from ccdaemon.runtime.swarmlauncher import SwarmConfig
 from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.daemon.process import (
     DaemonProcess,
@@ -263,6 +266,7 @@ async def test_check_config_prints_the_configuration_or_names_the_bad_key(
     assert f"configuration {good} is valid" in done.stdout
     assert str(spawner.socket) in done.stdout
     assert spawner.instance in done.stdout
+    assert "backend       docker (a container per chaincode)" in done.stdout
     assert not spawner.socket.exists()  # nothing served
 
     bad = spawner.directory / "bad.toml"
@@ -272,6 +276,18 @@ async def test_check_config_prints_the_configuration_or_names_the_bad_key(
     assert str(bad) in done.stderr
     assert "engine.engine_limt" in done.stderr
     assert done.stdout == ""
+
+
+def test_check_config_describes_the_swarm_backend() -> None:
+    """With backend = swarm, --check-config says where services go and whence images."""
+    config = Config(
+        engine=EngineConfig(backend="swarm"),
+        swarm=SwarmConfig(constraints=("node.labels.fabric==true",), registry="reg:5000"),
+    )
+    assert (
+        "  backend       swarm (a service per chaincode; network host, "
+        "placed node.labels.fabric==true, images pushed to reg:5000)"
+    ) in serve.describe(config).splitlines()
 
 
 async def test_refuses_a_world_writable_socket_directory(spawner: Spawner) -> None:
