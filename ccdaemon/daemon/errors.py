@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The largest request body the application takes, in bytes (aiohttp's 413 omits it).
+BODY_LIMIT = web.AppKey("body_limit", int)
+
 #: The status of a body that did not arrive in time (a slow client).
 REQUEST_TIMEOUT = 408
 #: Lines of a failed build's log an error answer carries.
@@ -84,6 +87,8 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"field": exc.field}
     if isinstance(exc, UnknownChaincode):
         return {"ccid": exc.ccid}
+    if isinstance(exc, PackageTooLarge):
+        return {"limit": exc.limit}
     if isinstance(exc, BuildFailed):
         return {"log_tail": exc.log.splitlines()[-BUILD_LOG_TAIL:]}
     if isinstance(exc, EngineError):
@@ -109,7 +114,8 @@ async def error_middleware(
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "bad_request"
         )
-        return json_response({"error": {"code": code, "message": exc.reason}}, exc.status)
+        extra = {"limit": request.app[BODY_LIMIT]} if code == "body_too_large" else {}
+        return json_response({"error": {"code": code, "message": exc.reason, **extra}}, exc.status)
     except CcdaemonError as exc:
         status, body = error_body(exc)
         if status >= 500:  # noqa: PLR2004

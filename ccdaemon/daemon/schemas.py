@@ -206,7 +206,7 @@ def _package(body: dict[str, Any], ccid: str, cc_type: str, max_size: int) -> Ch
     encoded = _text(body, "package", limit=None)
     # Refused before decoding: base64 is 4/3 of the bytes it carries.
     if len(encoded) // 4 * 3 > max_size + 3:
-        raise PackageTooLarge(f"package: over the limit of {max_size} bytes")
+        raise PackageTooLarge(f"package: over the limit of {max_size} bytes", max_size)
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

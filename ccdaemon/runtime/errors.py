@@ -36,7 +36,11 @@ class PackageError(LaunchError):
 
 
 class PackageTooLarge(PackageError):
-    """Raised when a package is over the configured size limit."""
+    """Raised when a package is over a limit: ``limit`` is that limit (bytes, or entries)."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class StartupTimeout(LaunchError):

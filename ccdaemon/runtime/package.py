@@ -201,7 +201,7 @@ def read_code_package(  # noqa: PLR0913 - three limits plus the three facts 1.4 
 
 def _check_size(data: bytes, max_size: int) -> None:
     if len(data) > max_size:
-        raise PackageTooLarge(f"package: {len(data)} bytes, over the limit of {max_size}")
+        raise PackageTooLarge(f"package: {len(data)} bytes, over the limit of {max_size}", max_size)
 
 
 def _check_code(data: bytes, what: str, *, max_entries: int, max_expanded: int) -> None:
@@ -233,12 +233,15 @@ def _walk(
             with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as tar:
                 for count, member in enumerate(tar, start=1):
                     if count > max_entries:
-                        raise PackageTooLarge(f"{what}: more than {max_entries} entries")
+                        raise PackageTooLarge(
+                            f"{what}: more than {max_entries} entries", max_entries
+                        )
                     # A forged size would make tarfile skip forward block by block for ages.
                     if member.size > max_expanded:
                         raise PackageTooLarge(
                             f"{what} member {member.name!r}: {member.size} bytes, over the "
-                            f"limit of {max_expanded}"
+                            f"limit of {max_expanded}",
+                            max_expanded,
                         )
                     _check_name(member, what)
                     visit(member, functools.partial(_read_member, tar, member))
@@ -304,7 +307,9 @@ class _BoundedGzip(io.RawIOBase):
         chunk = self._gzip.read(want)
         self._total += len(chunk)
         if self._total > self._limit:
-            raise PackageTooLarge(f"{self._what}: decompresses to more than {self._limit} bytes")
+            raise PackageTooLarge(
+                f"{self._what}: decompresses to more than {self._limit} bytes", self._limit
+            )
         view[: len(chunk)] = chunk
         return len(chunk)
 

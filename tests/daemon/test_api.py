@@ -250,6 +250,7 @@ async def test_oversized_body_and_package_are_refused_with_413(
         )
         assert status == 413
         assert got["error"]["code"] == "body_too_large"
+        assert got["error"]["limit"] == limit * 4 // 3 + 64 * 1024  # base64 and the JSON
         package = base64.b64encode(b"\0" * (limit + 10_000)).decode()
         status, got = await daemon.call(
             "POST", "/v1/chaincodes", launch_body("a:b", package=package)
@@ -257,6 +258,7 @@ async def test_oversized_body_and_package_are_refused_with_413(
         assert status == 413
         assert got["error"]["code"] == "package_too_large"
         assert str(limit) in got["error"]["message"]
+        assert got["error"]["limit"] == limit
         assert await events_since(engine, since, daemon) == []
 
 

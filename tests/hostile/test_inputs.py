@@ -526,6 +526,8 @@ async def test_hostile_request_is_refused_and_nothing_is_made(hostile: Hostile, 
     assert isinstance(got, dict), got
     assert got["error"]["code"] == case.code, got
     assert got["error"].get("field") == case.field, got
+    if status == 413:
+        assert isinstance(got["error"].get("limit"), int), got  # the limit gone over
     # Every answer is short: nothing the caller sent is echoed back at length.
     assert len(str(got)) < 2048, len(str(got))
     assert made == []
