@@ -90,7 +90,8 @@ _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*", re.ASCII)
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
 
 # host:port or [ipv6]:port; the address goes into Node's start script unquoted.
-_PEER_ADDRESS = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}", re.ASCII)
+_PEER_ADDRESS = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})", re.ASCII)
+_MAX_PORT = 65535
 
 # Control characters cannot be written inside a Dockerfile's quoted value: a newline
 # ends the instruction, and "\" before one is a line continuation, not an escape.
@@ -262,7 +263,8 @@ class Platform:
             InvalidRequest: the address is not ``host:port`` (field ``peer.address``);
                 Node's start script would otherwise run it as shell text.
         """
-        if not _PEER_ADDRESS.fullmatch(peer_address):
+        match = _PEER_ADDRESS.fullmatch(peer_address)
+        if match is None or not 1 <= int(match.group("port")) <= _MAX_PORT:
             raise InvalidRequest("peer.address", f"not host:port: {peer_address!r}")
         if self.type == "GOLANG":
             return ["chaincode", f"-peer.address={peer_address}"]

@@ -198,6 +198,8 @@ def _cases() -> list[Case]:
             ("peer_address shell", "peer_address", "peer0:7052; reboot", "invalid_request"),
             ("peer_address subst", "peer_address", "$(id):7052", "invalid_request"),
             ("peer_address no port", "peer_address", "peer0", "invalid_request"),
+            ("peer_address port 99999", "peer_address", "peer0:99999", "invalid_request"),
+            ("peer_address port 0", "peer_address", "peer0:0", "invalid_request"),
             ("peer_address Cyrillic", "peer_address", "p\u0435er0:7052", "invalid_request"),
             ("peer_address newline", "peer_address", "peer0:7052\n-x", "invalid_request"),
             ("peer_address 10 KB", "peer_address", "p" * 10_240 + ":7052", "invalid_request"),

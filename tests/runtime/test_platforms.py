@@ -344,7 +344,9 @@ def test_launch_args_are_fabrics_per_type() -> None:
     assert platform_for("golang").launch_args("[::1]:7052")[1] == "-peer.address=[::1]:7052"
 
 
-@pytest.mark.parametrize("bad", ["peer0", "peer0:7052; id", "$(id):7052", "p q:1", ":7052"])
+@pytest.mark.parametrize(
+    "bad", ["peer0", "peer0:7052; id", "$(id):7052", "p q:1", ":7052", "peer0:0", "peer0:65536"]
+)
 def test_peer_address_must_be_host_and_port(bad: str) -> None:
     """An address that is not host:port is refused before it can reach Node's shell script."""
     with pytest.raises(InvalidRequest) as caught:
