@@ -9,6 +9,7 @@ import anyio
 from aiohttp import web
 
 from ccdaemon.daemon.errors import APIError
+from ccdaemon.daemon.memory import Trimmer
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Daemon:
         self._polls: set[anyio.CancelScope] = set()
         self._work: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
+        self._trimmer = Trimmer()
 
     def admit(self) -> None:
         """Refuse new work while starting or stopping.
@@ -100,8 +102,11 @@ class Daemon:
                 return await work
             finally:
                 self._work.discard(scope)
-                if self.stopping and not self._work:
-                    self._idle.set()
+                self._trimmer.finished()
+                if not self._work:
+                    self._trimmer.idle()
+                    if self.stopping:
+                        self._idle.set()
         raise APIError(
             503, "shutting_down", "cancelled: the daemon is stopping; nothing of it is left"
         )
