@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import orjson
 import pytest
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from ccdaemon.engine import Engine
-    from tests.daemon.process import Spawner
+    from tests.daemon.process import DaemonProcess, Spawner
 
 OUT_ENV = "CCDAEMON_RESILIENCE_OUT"
 
@@ -100,3 +101,34 @@ async def orphans(
         if not tags & kept_images:
             found.append(f"image {sorted(tags) or image['Id']}")
     return found
+
+
+async def relaunch_builds(
+    daemon: DaemonProcess,
+    engine: Engine,
+    body: dict[str, object],
+    *,
+    instance: str,
+    tmp: Path,
+    within: float,
+) -> None:
+    """The failed launch, sent again once the fault is gone, builds and runs.
+
+    It answers 201 with the image built, within ``within`` seconds; nothing of the
+    instance is left but the chaincode and its image; the daemon's TMPDIR ``tmp`` is
+    empty.
+    """
+    with anyio.fail_after(within):
+        status, launched = await daemon.call("POST", "/v1/chaincodes", body)
+    assert status == 201, launched
+    assert launched["built"] is True
+    image = f"{launched['chaincode']['image']}:latest"
+    assert await orphans(engine, instance, await known(daemon), kept_images={image}) == []
+    assert not list(tmp.iterdir())  # noqa: ASYNC240 -- a listing of an empty directory
+
+
+async def known(daemon: DaemonProcess) -> dict[str, Any]:
+    """GET /v1/chaincodes by ccid."""
+    status, body = await daemon.call("GET", "/v1/chaincodes")
+    assert status == 200, body
+    return {cc["ccid"]: cc for cc in body["chaincodes"]}

@@ -34,8 +34,8 @@ import pytest
 from ccdaemon.engine import Engine, NoSuchImage, archive, containers, images, system
 from tests.conftest import BASE_IMAGE, engines
 from tests.daemon.conftest import launch_body
-from tests.faults.conftest import orphans
-from tests.faults.test_faults import answer_code, known
+from tests.faults.conftest import known, orphans, relaunch_builds
+from tests.faults.test_faults import answer_code
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -206,13 +206,7 @@ async def test_disk_full_during_build_fails_clearly_and_leaves_nothing(
     assert not list(tmp.iterdir())
     assert "Traceback" not in daemon.log()
 
-    with anyio.fail_after(120):
-        status, launched = await daemon.call("POST", "/v1/chaincodes", body)
-    assert status == 201, launched
-    assert launched["built"] is True
-    image = f"{daemon.names(ccid)[1]}:latest"
-    assert await orphans(engine, spawner.instance, await known(daemon), kept_images={image}) == []
-    assert not list(tmp.iterdir())
+    await relaunch_builds(daemon, engine, body, instance=spawner.instance, tmp=tmp, within=120)
     summary.write(
         fault=f"disk full during the build ({where})",
         engine=SMALL,

@@ -34,7 +34,7 @@ from ccdaemon.supervise.registry import Registry, State
 from tests.builder.conftest import go_package, package_id
 from tests.conftest import BASE_IMAGE, ROOT, engines
 from tests.daemon.conftest import chaincode_path, launch_body, stub_images
-from tests.faults.conftest import orphans
+from tests.faults.conftest import known, orphans, relaunch_builds
 
 if TYPE_CHECKING:
     from ccdaemon.engine import Engine
@@ -55,13 +55,6 @@ async def start(spawner: Spawner, **settings: Any) -> tuple[DaemonProcess, Path]
     daemon = await spawner.start(spawner.write_config(**settings), env={"TMPDIR": str(tmp)})
     await daemon.wait_healthy()
     return daemon, tmp
-
-
-async def known(daemon: DaemonProcess) -> dict[str, Any]:
-    """GET /v1/chaincodes by ccid."""
-    status, body = await daemon.call("GET", "/v1/chaincodes")
-    assert status == 200, body
-    return {cc["ccid"]: cc for cc in body["chaincodes"]}
 
 
 async def settled(
@@ -396,13 +389,7 @@ async def test_engine_killed_mid_build_leaves_nothing_orphaned(
     assert left == [], left
     assert (await known(daemon))[ccid]["state"] == "failed"
 
-    with anyio.fail_after(300):
-        status, launched = await daemon.call("POST", "/v1/chaincodes", body)
-    assert status == 201, launched
-    assert launched["built"] is True
-    image = f"{daemon.names(ccid)[1]}:latest"
-    assert await orphans(engine, spawner.instance, await known(daemon), kept_images={image}) == []
-    assert not list(tmp.iterdir())
+    await relaunch_builds(daemon, engine, body, instance=spawner.instance, tmp=tmp, within=300)
     summary.write(
         fault="dockerd SIGKILL mid-build (Go compile in the builder container)",
         engine=engine_name,
