@@ -2,9 +2,10 @@
 
 A burst (200 launches at once) leaves glibc's heap with free chunks between live ones;
 the allocator keeps those pages, so a long-running daemon would carry its worst burst's
-size for ever. ``malloc_trim`` releases them. It costs a walk of the heap (about a
-millisecond here), so it runs only when the daemon has gone idle after a fair amount of
-work, not after each request. Elsewhere than glibc it does nothing.
+size for ever. ``malloc_trim`` releases them. It walks the heap (well under a
+millisecond for a daemon's heap here), so it runs only when the daemon has gone idle
+after a fair amount of work, never on each request. Elsewhere than glibc it does
+nothing.
 """
 
 from __future__ import annotations
