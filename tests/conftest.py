@@ -22,7 +22,7 @@ import aiodocker
 import anyio
 import pytest
 
-from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
+from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, archive, containers, images
 from tests.swarmbed import node_id, swarms  # noqa: F401 -- fixtures of the swarm tests
 
 if TYPE_CHECKING:
@@ -156,6 +156,19 @@ def sleeper(seconds: int = 300, **extra: object) -> dict[str, object]:
 def shell(script: str, **extra: object) -> dict[str, object]:
     """A create body for a base-image container that runs a shell script, with no network."""
     return sleeper(0, Cmd=["/bin/sh", "-c", script], **extra)
+
+
+def chaincode_context(script: bytes, *, base: str = BASE_IMAGE, more: str = "") -> bytes:
+    """The build context of a stand-in chaincode image on ``base``.
+
+    ``script`` becomes /usr/local/bin/chaincode (Fabric's images' binary); ``more``
+    ends the Dockerfile.
+    """
+    dockerfile = (
+        f"FROM {base}\nADD chaincode /usr/local/bin/chaincode\n"
+        f"RUN chmod 0755 /usr/local/bin/chaincode\n{more}"
+    )
+    return archive.tar({"Dockerfile": dockerfile.encode(), "chaincode": script})
 
 
 async def files_in(

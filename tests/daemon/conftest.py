@@ -23,11 +23,11 @@ import pytest
 
 from ccdaemon.config import Config, EngineConfig, ListenConfig, PolicyConfig, ShutdownConfig
 from ccdaemon.daemon import serve
-from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, archive, containers, images
+from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, HostConfig
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.naming import names
-from tests.conftest import BASE_IMAGE
+from tests.conftest import chaincode_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -200,18 +200,9 @@ async def stub_images(engine: Engine, daemon: RunningDaemon, ccids: list[str]) -
     try:
         await images.inspect(engine, STUB_IMAGE)
     except NoSuchImage:
-        context = archive.tar(
-            {
-                "Dockerfile": (
-                    f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
-                    "RUN chmod 0755 /usr/local/bin/chaincode\n"
-                    # A shell as PID 1 ignores SIGTERM: without this every engine
-                    # shutdown would wait out its stop timeout for each chaincode.
-                    "STOPSIGNAL SIGKILL\n"
-                ).encode(),
-                "chaincode": CHAINCODE,
-            }
-        )
+        # A shell as PID 1 ignores SIGTERM: without STOPSIGNAL SIGKILL every engine
+        # shutdown would wait out its stop timeout for each chaincode.
+        context = chaincode_context(CHAINCODE, more="STOPSIGNAL SIGKILL\n")
         await images.build(engine, context, STUB_IMAGE)
     for ccid in ccids:
         repository = daemon.names(ccid)[1]

@@ -22,7 +22,6 @@ from ccdaemon.engine import (
     NoSuchImage,
     NoSuchSecret,
     NoSuchService,
-    archive,
     containers,
     images,
     swarm,
@@ -32,7 +31,7 @@ from ccdaemon.runtime.certs import ChaincodeCA
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL
 from ccdaemon.runtime.launchconfig import launch_config
 from ccdaemon.runtime.swarmlauncher import SwarmConfig
-from tests.conftest import engines
+from tests.conftest import chaincode_context, engines
 from tests.daemon.conftest import (
     STUB_IMAGE,
     RunningDaemon,
@@ -113,16 +112,7 @@ async def owned(engine: Engine, daemon: RunningDaemon) -> tuple[list[str], list[
 async def files_image(engine: Engine, daemon: RunningDaemon, ccid: str) -> None:
     """Give ``ccid`` an image whose chaincode reports its TLS files' digests."""
     await stub_images(engine, daemon, [])  # makes STUB_IMAGE if missing
-    context = archive.tar(
-        {
-            "Dockerfile": (
-                f"FROM {STUB_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
-                "RUN chmod 0755 /usr/local/bin/chaincode\n"
-            ).encode(),
-            "chaincode": FILES_SCRIPT,
-        }
-    )
-    await images.build(engine, context, FILES_IMAGE)
+    await images.build(engine, chaincode_context(FILES_SCRIPT, base=STUB_IMAGE), FILES_IMAGE)
     repository = daemon.names(ccid)[1]
     await images.tag(engine, FILES_IMAGE, repository)
     daemon.tagged.append(repository)

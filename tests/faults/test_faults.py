@@ -28,11 +28,11 @@ import anyio
 import orjson
 import pytest
 
-from ccdaemon.engine import archive, containers, images
+from ccdaemon.engine import containers, images
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, ROLE_LABEL
 from ccdaemon.supervise.registry import Registry, State
 from tests.builder.conftest import go_package, package_id
-from tests.conftest import BASE_IMAGE, ROOT, engines
+from tests.conftest import ROOT, chaincode_context, engines
 from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.faults.conftest import known, orphans, relaunch_builds
 
@@ -117,16 +117,7 @@ async def test_chaincode_exiting_at_once_is_reported_promptly(
     overtakes the start's answer is exercised too.
     """
     daemon, tmp = await start(spawner)
-    context = archive.tar(
-        {
-            "Dockerfile": (
-                f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
-                "RUN chmod 0755 /usr/local/bin/chaincode\n"
-            ).encode(),
-            "chaincode": EXITING,
-        }
-    )
-    await images.build(engine, context, EXITING_IMAGE)
+    await images.build(engine, chaincode_context(EXITING), EXITING_IMAGE)
     ccids = [f"quitter{i}_1.0:{i:064x}" for i in range(8)]
     for ccid in ccids:
         image = daemon.names(ccid)[1]

@@ -16,7 +16,7 @@ from ccdaemon.runtime.errors import InvalidRequest, UnknownChaincodeType
 from ccdaemon.runtime.hostconfig import HostConfig
 from ccdaemon.runtime.launcher import Launcher, LaunchRequest, RuntimeConfig
 from ccdaemon.runtime.package import read_code_package
-from tests.conftest import BASE_IMAGE, ROOT, Made, files_in
+from tests.conftest import ROOT, Made, chaincode_context, files_in
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -57,16 +57,7 @@ async def launch_hundred(
     engine: Engine, docker: aiodocker.Docker, made: Made, launcher: Launcher
 ) -> None:
     stub = made.image("chaincode")
-    context = archive.tar(
-        {
-            "Dockerfile": (
-                f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
-                "RUN chmod 0755 /usr/local/bin/chaincode\n"
-            ).encode(),
-            "chaincode": CHAINCODE,
-        }
-    )
-    await images.build(engine, context, stub)
+    await images.build(engine, chaincode_context(CHAINCODE), stub)
     ccids = [f"cc{i}_1.0:{i:064x}" for i in range(100)]
     for ccid in ccids:
         _, image = launcher.names(ccid)
@@ -201,16 +192,7 @@ async def test_attached_output_goes_to_the_chaincode_logger_and_is_kept(
     """With attachStdout, each line goes to peer.chaincode.<container> and is kept."""
     stub = made.image("talker")
     script = b"#!/bin/sh\necho hello from $CORE_CHAINCODE_ID_NAME\necho oops >&2\n"
-    context = archive.tar(
-        {
-            "Dockerfile": (
-                f"FROM {BASE_IMAGE}\nADD chaincode /usr/local/bin/chaincode\n"
-                "RUN chmod 0755 /usr/local/bin/chaincode\n"
-            ).encode(),
-            "chaincode": script,
-        }
-    )
-    await images.build(engine, context, stub)
+    await images.build(engine, chaincode_context(script), stub)
     request = LaunchRequest("talker_1:" + "2" * 64, "golang", "peer0:7052", "Org1MSP")
     config = RuntimeConfig(host_config=HostConfig(network_mode="none"), attach_stdout=True)
     caplog.set_level("INFO", logger="peer.chaincode")
