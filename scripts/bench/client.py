@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
-import io
 import json
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 import timeit
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from testbed import engine_socket
+from testbed import RawHTTP, engine_socket, stdlib_targz
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/ccdaemon/busybox:latest"
@@ -47,52 +44,7 @@ CREATE_BODY: dict[str, Any] = {
 }
 WARMUP = 4
 
-# --- The floor: hand-written HTTP/1.1 on one kept-alive Unix connection per worker.
-
-
-class RawConnection:
-    """The least a client can do: format a request, read status, headers and body."""
-
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"", ctype: str = "") -> int:
-        """Send one request, read the whole response, return its status."""
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_unix_connection(self.socket)
-        head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n"
-        if ctype:
-            head += f"Content-Type: {ctype}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + body)
-        headers = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(headers[9:12])
-        lowered = headers.lower()
-        if b"transfer-encoding: chunked" in lowered:
-            while size := int(await self.reader.readline(), 16):
-                await self.reader.readexactly(size + 2)
-            await self.reader.readline()
-        elif (at := lowered.find(b"content-length:")) != -1:
-            length = int(lowered[at + 15 : lowered.index(b"\r\n", at)])
-            await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        """Close the connection."""
-        if self.writer is not None:
-            self.writer.close()
-
-
-def stdlib_targz(files: dict[str, bytes]) -> bytes:
-    """What a user of a plain HTTP client or aiodocker writes: tarfile and gzip."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buffer.getvalue(), mtime=0)
+# --- The floor: testbed.RawHTTP, one kept-alive Unix connection per worker.
 
 
 def expect(status: int, wanted: int, what: str) -> None:
@@ -104,14 +56,14 @@ def expect(status: int, wanted: int, what: str) -> None:
 async def run_floor(socket: str, names: list[str], concurrency: int) -> list[float]:
     """Launch ``names`` with the floor client; return per-launch latencies."""
     async with asyncio.timeout(30):
-        probe = RawConnection(socket)
+        probe = RawHTTP(socket)
         await probe.request("GET", "/version")
         probe.close()
     prefix = "/v1.41"
     create = json.dumps(CREATE_BODY).encode()
-    pool = [RawConnection(socket) for _ in range(concurrency)]
+    pool = [RawHTTP(socket) for _ in range(concurrency)]
 
-    async def launch(conn: RawConnection, name: str) -> None:
+    async def launch(conn: RawHTTP, name: str) -> None:
         await conn.request("POST", f"{prefix}/containers/{name}/stop?t=0")
         await conn.request("POST", f"{prefix}/containers/{name}/kill")
         await conn.request("DELETE", f"{prefix}/containers/{name}?force=1")

@@ -38,15 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
-import io
 import json
 import secrets
 import shutil
 import signal
 import statistics
 import sys
-import tarfile
 import tempfile
 import time
 import timeit
@@ -69,6 +66,8 @@ from ccdaemon.runtime.launchconfig import launch_config
 from ccdaemon.runtime.naming import names
 
 if TYPE_CHECKING:
+    import io
+
     from ccdaemon.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,72 +98,7 @@ LATENCY_RATIO_TARGET = 1.05
 # --- Process memory.
 
 
-def memory_mib(pid: int) -> tuple[float, float]:
-    """VmRSS and VmHWM of ``pid`` in MiB, from /proc (the kernel's own accounting)."""
-    fields: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in {"VmRSS", "VmHWM"}:
-            fields[key] = int(value.split()[0]) / 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
 # --- The floor: the least a client can send the engine for one launch.
-
-
-class RawHTTP:
-    """Hand-written HTTP/1.1 on one kept-alive Unix connection: nothing but the bytes."""
-
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def send(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
-        """Write one request; read its status line and headers; return the status."""
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_unix_connection(self.socket)
-        lines = [f"{method} {target} HTTP/1.1", "Host: docker", f"Content-Length: {len(body)}"]
-        if ctype:
-            lines.append(f"Content-Type: {ctype}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        self.head = head.lower()
-        return int(head[9:12])
-
-    async def request(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
-        """One request and its whole response body (read and dropped); return the status."""
-        status = await self.send(method, target, body, ctype)
-        assert self.reader is not None  # noqa: S101 -- send connected it
-        if status in {204, 304} or status < 200:
-            return status
-        if b"transfer-encoding: chunked" in self.head:
-            while size := int((await self.reader.readline()).split(b";")[0], 16):
-                await self.reader.readexactly(size + 2)
-            await self.reader.readline()
-        else:
-            start = self.head.find(b"content-length:")
-            if start >= 0:
-                end = self.head.index(b"\r\n", start)
-                await self.reader.readexactly(int(self.head[start + 15 : end]))
-        return status
-
-    def close(self) -> None:
-        """Close the connection (for an attach: end the stream)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = self.reader = None
-
-
-def plain_targz(files: dict[str, bytes]) -> bytes:
-    """The TLS files as a client without ccdaemon's packer makes them: tarfile and gzip."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buffer.getvalue(), mtime=0)
 
 
 @dataclass
@@ -175,12 +109,12 @@ class Floor:
     api: str
     spec: LaunchSpec
     attach: bool
-    conn: RawHTTP = field(init=False)
-    streams: list[RawHTTP] = field(default_factory=list)
+    conn: testbed.RawHTTP = field(init=False)
+    streams: list[testbed.RawHTTP] = field(default_factory=list)
     made: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.conn = RawHTTP(self.socket)
+        self.conn = testbed.RawHTTP(self.socket)
 
     async def launch(self, name: str) -> None:
         """One launch, as the daemon's DockerVM.start sends it."""
@@ -197,11 +131,11 @@ class Floor:
         self.made.append(name)
         if self.attach:
             # A stream holds its connection for the container's life: a new one each time.
-            stream = RawHTTP(self.socket)
+            stream = testbed.RawHTTP(self.socket)
             self.streams.append(stream)
             query = "stream=1&stdout=1&stderr=1&logs=0"
             check(await stream.send("POST", f"{prefix}/{name}/attach?{query}"), 200, "attach")
-        tls = plain_targz(dict(self.spec.files))
+        tls = testbed.stdlib_targz(dict(self.spec.files))
         status = await self.conn.request(
             "PUT", f"{prefix}/{name}/archive?path=%2F", tls, "application/x-tar"
         )
@@ -264,30 +198,14 @@ class Run:
 
 def write_config(run: Run) -> Path:
     """The daemon's TOML configuration for this run."""
-    text = f"""\
-instance = "{run.instance}"
-
-[listen]
-socket = "{run.api_socket}"
-
-[engine]
-endpoint = "unix://{run.engine_socket}"
-
-[runtime]
-network_id = "bench"
-peer_id = "p{run.tag}"
-attach_stdout = true
-startup_timeout = 120
-
-[runtime.host_config]
-NetworkMode = "none"
-
-[shutdown]
-grace = 10
-"""
-    path = run.directory / "ccdaemon.toml"
-    path.write_text(text)
-    return path
+    return testbed.write_config(
+        run.directory,
+        instance=run.instance,
+        api_socket=run.api_socket,
+        engine_socket=run.engine_socket,
+        network_id="bench",
+        peer_id=f"p{run.tag}",
+    )
 
 
 async def start_baseline(run: Run) -> None:
@@ -387,14 +305,14 @@ async def measure_loaded(
     # Read with the burst's API connections still open, then again once the client has
     # closed them: aiohttp keeps each idle keep-alive connection (parser, buffers, last
     # response) for 75 s, which is the client's doing, not the running chaincodes' cost.
-    with_connections = memory_mib(run.daemon.pid)[0]
+    with_connections = testbed.memory_mib(run.daemon.pid)[0]
     await client.close()
     await asyncio.sleep(SETTLE)
     health = await client.health()
     running = health["chaincodes"]["running"]
     if running != count:
         raise RuntimeError(f"{running} chaincodes running after {count} launches")
-    rss, hwm = memory_mib(run.daemon.pid)
+    rss, hwm = testbed.memory_mib(run.daemon.pid)
     run.figures["loaded"] = {
         "count": count,
         "clients": clients,
@@ -407,7 +325,7 @@ async def measure_loaded(
     }
     await asyncio.gather(*(client.stop(ccid, timeout=0) for ccid in ccids))
     await asyncio.sleep(SETTLE)
-    run.figures["after_stop_rss_mib"] = memory_mib(run.daemon.pid)[0]
+    run.figures["after_stop_rss_mib"] = testbed.memory_mib(run.daemon.pid)[0]
 
 
 async def measure_serial(
@@ -509,8 +427,8 @@ async def bench(run: Run, args: argparse.Namespace, log: io.TextIOWrapper) -> No
             assert run.daemon is not None  # noqa: S101
             assert run.baseline is not None  # noqa: S101
             await asyncio.sleep(SETTLE)
-            rss, hwm = memory_mib(run.daemon.pid)
-            base_rss, base_hwm = memory_mib(run.baseline.pid)
+            rss, hwm = testbed.memory_mib(run.daemon.pid)
+            base_rss, base_hwm = testbed.memory_mib(run.baseline.pid)
             run.figures["engine"] = health["engine"]
             run.figures["idle"] = {"rss_mib": rss, "hwm_mib": hwm}
             run.figures["baseline"] = {"rss_mib": base_rss, "hwm_mib": base_hwm}

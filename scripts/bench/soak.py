@@ -96,40 +96,20 @@ class Soak:
 
 def write_config(soak: Soak) -> Path:
     """The daemon's TOML configuration (as the load test's daemon, default engine_limit)."""
-    text = f"""\
-instance = "{soak.instance}"
-
-[listen]
-socket = "{soak.api_socket}"
-
-[engine]
-endpoint = "unix://{soak.engine_socket}"
-
-[runtime]
-network_id = "t"
-peer_id = "s{soak.tag}"
-mspid = "Org1MSP"
-attach_stdout = true
-startup_timeout = 120
-
-[runtime.host_config]
-NetworkMode = "none"
-
-[shutdown]
-grace = 10
-"""
-    path = soak.directory / "ccdaemon.toml"
-    path.write_text(text)
-    return path
+    return testbed.write_config(
+        soak.directory,
+        instance=soak.instance,
+        api_socket=soak.api_socket,
+        engine_socket=soak.engine_socket,
+        network_id="t",
+        peer_id=f"s{soak.tag}",
+        mspid="Org1MSP",
+    )
 
 
 def sample(pid: int) -> tuple[float, int]:
     """VmRSS in MiB and the number of open file descriptors of ``pid``."""
-    rss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    return rss, sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    return testbed.memory_mib(pid)[0], sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
 
 
 async def health(session: aiohttp.ClientSession) -> dict[str, Any]:

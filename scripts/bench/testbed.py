@@ -1,10 +1,17 @@
-"""What every benchmark here needs from the test bed: an engine's socket, a daemon process."""
+"""What the benchmarks here share, from the test bed to the floor client.
+
+An engine's socket; a daemon process, its configuration and its memory; the floor
+client (hand-written HTTP) and the TLS packer a plain client would use.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,3 +71,111 @@ async def wait_healthy(daemon: asyncio.subprocess.Process, api_socket: Path) -> 
             except (aiohttp.ClientError, json.JSONDecodeError):
                 pass
             await asyncio.sleep(0.05)
+
+
+def write_config(  # noqa: PLR0913 -- the settings that differ between benchmarks
+    directory: Path,
+    *,
+    instance: str,
+    api_socket: Path,
+    engine_socket: str,
+    network_id: str,
+    peer_id: str,
+    mspid: str | None = None,
+) -> Path:
+    """A daemon's TOML configuration for a benchmark: ``directory``/ccdaemon.toml.
+
+    Chaincode output attached, the default engine_limit, no network for chaincodes,
+    and 10 s for in-flight work at SIGTERM.
+    """
+    msp = f'mspid = "{mspid}"\n' if mspid else ""
+    text = f"""\
+instance = "{instance}"
+
+[listen]
+socket = "{api_socket}"
+
+[engine]
+endpoint = "unix://{engine_socket}"
+
+[runtime]
+network_id = "{network_id}"
+peer_id = "{peer_id}"
+{msp}attach_stdout = true
+startup_timeout = 120
+
+[runtime.host_config]
+NetworkMode = "none"
+
+[shutdown]
+grace = 10
+"""
+    path = directory / "ccdaemon.toml"
+    path.write_text(text)
+    return path
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM of ``pid`` in MiB, from /proc (the kernel's own accounting)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+class RawHTTP:
+    """The floor client: hand-written HTTP/1.1 on one kept-alive Unix connection."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.head = b""
+
+    async def send(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
+        """Write one request; read its status line and headers; return the status."""
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_unix_connection(self.socket)
+        lines = [f"{method} {target} HTTP/1.1", "Host: docker", f"Content-Length: {len(body)}"]
+        if ctype:
+            lines.append(f"Content-Type: {ctype}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        self.head = head.lower()
+        return int(head[9:12])
+
+    async def request(self, method: str, target: str, body: bytes = b"", ctype: str = "") -> int:
+        """One request and its whole response body (read and dropped); return the status."""
+        status = await self.send(method, target, body, ctype)
+        assert self.reader is not None  # noqa: S101 -- send connected it
+        if status in {204, 304} or status < 200:
+            return status
+        if b"transfer-encoding: chunked" in self.head:
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        else:
+            start = self.head.find(b"content-length:")
+            if start >= 0:
+                end = self.head.index(b"\r\n", start)
+                await self.reader.readexactly(int(self.head[start + 15 : end]))
+        return status
+
+    def close(self) -> None:
+        """Close the connection (for an attach: end the stream)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = self.reader = None
+
+
+def stdlib_targz(files: dict[str, bytes]) -> bytes:
+    """The TLS files as a client without ccdaemon's packer makes them: tarfile and gzip."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
