@@ -251,10 +251,11 @@ async def follow(
     """Pass on a running container's output, its last ``tail`` lines first, until it ends.
 
     For containers launched before the daemon started: attaching would replay all their
-    output, so this reads the logs instead, followed.
+    output, so this reads the logs instead, followed. Each line starts with the engine's
+    time stamp (``timestamps=1``), so ``output`` can tell old lines from new.
     """
     try:
-        async with containers.logs(engine, name, follow=True, tail=tail) as frames:
+        async with containers.logs(engine, name, follow=True, tail=tail, timestamps=True) as frames:
             async for line in streams.lines(frames):
                 output(line)
     except (EngineUnavailable, NoSuchContainer) as exc:

@@ -8,9 +8,7 @@ and a missing image is built once from the code package.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +27,7 @@ from ccdaemon.runtime.hostconfig import (
 )
 from ccdaemon.runtime.launchconfig import ChaincodeLogging, LaunchConfig, Layout, launch_config
 from ccdaemon.runtime.naming import names
+from ccdaemon.runtime.output import Output
 from ccdaemon.runtime.platforms import PlatformImages, platform_for
 
 if TYPE_CHECKING:
@@ -143,11 +142,11 @@ class Launcher:
         self._group = task_group
         # Fixed per daemon: the policy's limits merged over hostConfig, made once.
         self._host_config = dict(host_config or config.host_config.to_engine())
-        self._output: dict[str, collections.deque[str]] = {}
+        self._output = Output(config.output_lines)
 
     def output(self, ccid: str) -> list[str]:
         """The last lines the chaincode wrote (empty unless ``attach_stdout``)."""
-        return list(self._output.get(self.names(ccid)[0], ()))
+        return self._output.kept(self.names(ccid)[0])
 
     def names(self, ccid: str) -> tuple[str, str]:
         """The container and image names of ``ccid`` on this peer."""
@@ -239,7 +238,7 @@ class Launcher:
             spec,
             build=build,
             startup_timeout=self._config.startup_timeout,
-            output=self._relay(spec.container) if self._config.attach_stdout else None,
+            output=self._output.relay(spec.container) if self._config.attach_stdout else None,
             task_group=self._group,
             phases=phases,
             name_free=name_free,
@@ -302,17 +301,6 @@ class Launcher:
             logging=self._config.logging,
         )
 
-    def _relay(self, container: str) -> Callable[[streams.Line], None]:
-        """Where one chaincode's lines go: its logger, and its kept tail."""
-        logger = logging.getLogger(f"peer.chaincode.{container}")
-        tail = self._output[container] = collections.deque(maxlen=self._config.output_lines)
-
-        def relay(line: streams.Line) -> None:
-            tail.append(line.text)
-            logger.info("%s", line.text)
-
-        return relay
-
     async def stop(
         self, ccid: str, *, grace: int = 0, dontkill: bool = False, dontremove: bool = False
     ) -> int | None:
@@ -363,7 +351,8 @@ class Launcher:
     def follow(self, container: str) -> None:
         """Relay a running container's output found at daemon start (re-adoption).
 
-        The relay starts from the kept number of past lines, in the launcher's task group.
+        The relay reads the kept number of past lines first, which refill the kept tail
+        (an earlier run logged them), in the launcher's task group.
         """
         if not self._config.attach_stdout or self._group is None:
             return
@@ -371,7 +360,7 @@ class Launcher:
             dockervm.follow,
             self._engine,
             container,
-            self._relay(container),
+            self._output.resume(container),
             self._config.output_lines,
         )
 

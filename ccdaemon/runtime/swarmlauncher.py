@@ -376,7 +376,7 @@ class SwarmLauncher(Launcher):
     def follow(self, container: str) -> None:
         """Relay a running service's output found at daemon start (re-adoption)."""
         if self._config.attach_stdout and self._group is not None:
-            self._group.start_soon(self._relay_service, container, self._config.output_lines)
+            self._group.start_soon(self._resume_service, container)
 
     def task_ended(self, service: str) -> None:
         """The service's task has ended: end its output relay once late lines are in.
@@ -387,18 +387,40 @@ class SwarmLauncher(Launcher):
         if relay is not None:
             relay.deadline = min(relay.deadline, anyio.current_time() + _RELAY_LINGER)
 
-    async def _relay_service(self, service: str, tail: int | None = None) -> None:
-        """Pass the service's output on until its task ended or the service is removed.
+    async def _relay_service(self, service: str) -> None:
+        """Pass a launched service's output on until its task ended or it is removed."""
+        await self._follow_service(service, self._output.relay(service), tail=None, stamped=False)
+
+    async def _resume_service(self, service: str) -> None:
+        """The same for a service found running at start: its old lines refill the tail."""
+        relay = self._output.resume(service)
+        await self._follow_service(service, relay, tail=self._config.output_lines, stamped=True)
+
+    async def _follow_service(
+        self,
+        service: str,
+        relay: Callable[[streams.Line], None],
+        *,
+        tail: int | None,
+        stamped: bool,
+    ) -> None:
+        """Follow the service's logs into ``relay`` until ``task_ended`` or ``remove_service``.
 
         A followed service log does not end when the task does, nor when the service is
-        removed, so ``task_ended`` and ``remove_service`` end the relay.
+        removed, so those two end it. ``stamped`` asks for the engine's time stamps.
         """
-        relay = self._relay(service)
         with anyio.CancelScope() as scope:
             self._relays[service] = scope
             try:
-                async with self.logs(service, None, follow=True, tail=tail) as lines:
-                    async for line in lines:
+                async with swarm.service_logs(
+                    self._engine,
+                    service,
+                    follow=True,
+                    tail=tail,
+                    tty=False,
+                    timestamps=stamped,
+                ) as frames:
+                    async for line in streams.lines(frames):
                         relay(line)
             except (EngineUnavailable, NoSuchService) as exc:
                 log.warning("output of service %s is no longer followed: %s", service, exc)

@@ -381,3 +381,37 @@ async def test_sighup_while_waiting_for_the_engine_does_not_claim_readiness(
     await daemon.wait_log("configuration reloaded")
     await anyio.sleep(0.2)
     assert not notify.has("READY=1"), notify.seen
+
+
+async def test_a_restarted_daemon_logs_only_new_output_of_adopted_chaincodes(
+    spawner: Spawner, engine: Engine, docker: aiodocker.Docker
+) -> None:
+    """Output relayed by the first daemon is not logged again by the next; new lines are, once."""
+    config = spawner.write_config()
+    first = await spawner.start_healthy(config)
+    one = ccid(2)
+    await stub_images(engine, first.api, [one])
+    await launch(first, [one])
+    container = first.names(one)[0]
+    relayed = f"peer.chaincode.{container}"
+    await first.wait_log("chaincode started")
+    code, _ = await first.terminate()
+    assert code == 0, first.log()
+
+    second = await spawner.start_healthy(config)
+    # Written by the chaincode's PID 1 while the second daemon follows it.
+    run = await (await docker.containers.get(container)).exec(
+        ["/bin/sh", "-c", "echo written after the restart > /proc/1/fd/1"]
+    )
+    async with run.start(detach=False) as stream:
+        while await stream.read_out() is not None:
+            pass
+    await second.wait_log("written after the restart")
+    lines = [line for line in second.log().splitlines() if relayed in line]
+    assert [line for line in lines if "written after the restart" in line] != []
+    assert len([line for line in lines if "written after the restart" in line]) == 1, lines
+    assert not [line for line in lines if "chaincode started" in line or "to stderr" in line]
+    # The old lines still refill what ``logs`` answers from memory.
+    status, logs = await second.call("GET", chaincode_path(one) + "/logs")
+    assert status == 200
+    assert logs.index("chaincode started") < logs.index("written after the restart")
