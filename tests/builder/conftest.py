@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -281,13 +282,44 @@ def install(peer: Peer, package: bytes) -> Installed:
     return Installed(package_id(package), src, bld, release, detected, built, released)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SharedDaemon:
-    """The folder's daemon process: its socket, instance label and log."""
+    """The folder's daemon process: its socket, instance label, log and configuration.
+
+    A test may ``kill`` it and ``start`` it again on the same configuration, as systemd
+    restarts a daemon; the next test finds it running.
+    """
 
     socket: Path
     instance: str
     log: Path
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start ``ccdaemon serve`` and wait until health answers."""
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [CCDAEMON, "serve", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=clean_env(),
+            )
+        deadline = time.monotonic() + 30
+        while subprocess.run(
+            [CCDAEMON, "health", "--socket", str(self.socket)], check=False, capture_output=True
+        ).returncode:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+
+    def kill(self, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` and wait for the process to end."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(30)
+        self.process = None
 
 
 def _private_directory() -> Path:
@@ -316,27 +348,12 @@ def shared_daemon(engine_sockets: dict[str, str]) -> Iterator[SharedDaemon]:
         'attach_stdout = true\n[runtime.host_config]\nNetworkMode = "host"\n'
         "[policy]\nmemory = 268435456\n"
     )
-    log = directory / "daemon.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [CCDAEMON, "serve", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-        )
+    daemon = SharedDaemon(socket, instance, directory / "daemon.log", config)
     try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(
-            [CCDAEMON, "health", "--socket", str(socket)], check=False, capture_output=True
-        ).returncode:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield SharedDaemon(socket, instance, log)
+        daemon.start()
+        yield daemon
     finally:
-        process.terminate()
-        process.wait(30)
+        daemon.kill()
         asyncio.run(_remove_instance(engine_socket, instance))
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -35,6 +35,8 @@ from tests.builder.conftest import (
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ccdaemon.engine import Engine
 
 HANG_GUARD = 120
@@ -174,6 +176,54 @@ async def test_run_rebuilds_an_image_removed_since_install(
     assert process.returncode == 0, stderr.decode()
     assert "building it again" in stderr.decode()
     await images.inspect(engine, image)
+
+
+#: Longer than the 60 s after which ``run`` once gave up on a daemon that was away.
+AWAY = 65.0
+
+
+async def test_run_outlives_a_long_daemon_absence_and_still_reports_the_exit(
+    peer: Peer, installed: Installed, shared_daemon: SharedDaemon, engine: Engine
+) -> None:
+    """The daemon killed for over a minute: ``run`` waits on, the chaincode serves on.
+
+    Back, the daemon re-adopts the container; ``run`` then answers the chaincode's own
+    exit code, so the peer's handle on its chaincode was never lost.
+    """
+    ccid = own_ccid(installed, "away")
+    async with peer_listener() as listener:
+        run_dir = peer.run_metadata(chaincode_json(ccid, listener.address))
+        process = await peer.start_run(installed.bld, run_dir)
+        with anyio.fail_after(HANG_GUARD):
+            _, writer = await listener.reports.get()
+            told = await _stderr_until(process, "waiting for it to exit")
+        shared_daemon.kill(signal.SIGKILL)
+        try:
+            await anyio.sleep(AWAY)
+            still_waiting = process.returncode is None
+            assert still_waiting, told
+            [found] = await containers.list_(engine, labels={CCID_LABEL: ccid})
+            assert found["State"] == "running"
+        finally:
+            shared_daemon.start()
+        writer.write(b"5\n")
+        await writer.drain()
+        with anyio.fail_after(30):
+            _, stderr = await process.communicate()
+        writer.close()
+    assert process.returncode == 5, told + stderr.decode()
+    assert "still waiting for chaincode" in stderr.decode()
+
+
+async def _stderr_until(process: asyncio.subprocess.Process, text: str) -> str:
+    """What the process writes to stderr up to and including the line holding ``text``."""
+    assert process.stderr is not None
+    seen: list[str] = []
+    while not seen or text not in seen[-1]:
+        line = await process.stderr.readline()
+        assert line, "".join(seen)
+        seen.append(line.decode())
+    return "".join(seen)
 
 
 BROKEN = [
