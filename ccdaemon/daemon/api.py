@@ -138,11 +138,24 @@ async def build(request: web.Request) -> web.StreamResponse:
         ),
     )
 
+    package = body.package
+    if package is None:  # only asks whether the image is there
+        began = time.perf_counter()
+        image = await daemon.in_flight(daemon.built(body.ccid))
+        if image is None:
+            raise APIError(
+                404,
+                "no_such_image",
+                f"no image of {body.ccid} built by this daemon; send its package to build it",
+                field="package",
+            )
+        return json_response(
+            {"image": image, "built": False, "duration": time.perf_counter() - began}
+        )
+
     async def work(progress: Callable[[str], object] | None) -> dict[str, Any]:
         began = time.perf_counter()
-        image, built = await daemon.in_flight(
-            daemon.build(body.ccid, body.package, progress=progress)
-        )
+        image, built = await daemon.in_flight(daemon.build(body.ccid, package, progress=progress))
         return {"image": image, "built": built, "duration": time.perf_counter() - began}
 
     return await _answer(request, work, status=200)
@@ -211,7 +224,7 @@ async def _answer(
                 # half-made), and its outcome shows in GET /v1/chaincodes.
                 listening = False
     if listening:
-        await response.write_eof()
+        await _end(response)
     return response
 
 
@@ -275,7 +288,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await daemon.long_poll(relay())
     finally:
         await lines.aclose()
-    await response.write_eof()
+    await _end(response)
     return response
 
 
@@ -315,3 +328,11 @@ def _int(request: web.Request, name: str, default: int) -> int:
     if not value.isdigit() or len(value) > 9:  # noqa: PLR2004 -- no real timeout or tail is longer
         raise APIError(400, "invalid_request", f"{name}: must be a whole number >= 0", field=name)
     return int(value)
+
+
+async def _end(response: web.StreamResponse) -> None:
+    """End a streamed answer; a client that has already gone is not an error."""
+    # The last chunk may sit in the transport while the client, which has read what it
+    # wanted, closes: the end of the chunked body then meets a closing transport.
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()

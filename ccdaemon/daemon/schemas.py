@@ -43,10 +43,13 @@ _FORMATS = ("2.x", "1.4")
 
 @dataclass(frozen=True, slots=True)
 class BuildBody:
-    """POST /v1/images: build the image of ``ccid`` from ``package``."""
+    """POST /v1/images: build the image of ``ccid`` from ``package``.
+
+    Without a package the request only asks whether the image is there.
+    """
 
     ccid: str
-    package: ChaincodePackage
+    package: ChaincodePackage | None
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def build_body(body: dict[str, Any], *, max_package_size: int) -> BuildBody:
     cc_type = _text(body, "type", required=False)
     _format(body)
     if "package" not in body:
-        raise InvalidRequest("package", "is required")
+        return BuildBody(ccid=ccid, package=None)
     return BuildBody(ccid=ccid, package=_package(body, ccid, cc_type, max_package_size))
 
 

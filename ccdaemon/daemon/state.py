@@ -143,6 +143,10 @@ class Daemon:
             self.metrics.build(ccid, time.perf_counter() - began, success=success)
         return result
 
+    async def built(self, ccid: str) -> str | None:
+        """The image this daemon built for ``ccid``, if the engine still has it."""
+        return await self.supervisor.launcher.built(ccid)
+
     def render_metrics(self) -> tuple[bytes, str]:
         """The metrics page, with the table's counts as of now."""
         self.metrics.set_chaincodes(self.supervisor.registry.counts())

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ccdaemon.engine import BuildFailed, NoSuchImage, archive, containers, images, streams
+from ccdaemon.engine import (
+    BuildFailed,
+    EngineError,
+    EngineUnavailable,
+    NoSuchImage,
+    archive,
+    containers,
+    images,
+    streams,
+)
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, remove_quietly
 from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL, ROLE_LABEL
 
@@ -64,7 +73,7 @@ async def build_image(
         InvalidRequest: the package's path is not a plausible import path.
         EngineError: the engine refused a step (a missing builder image: NoSuchImage).
     """
-    binpackage = await _compile(engine, request, progress)
+    binpackage, builder = await _compile(engine, request, progress)
     context = archive.tar(
         {
             "Dockerfile": request.platform.dockerfile(
@@ -74,20 +83,38 @@ async def build_image(
         }
     )
     labels = {MANAGED_LABEL: "true", CCID_LABEL: request.ccid, **request.labels}
-    try:
-        return await images.build(
-            engine, context, request.image, labels=labels, network_mode="none", on_progress=progress
-        )
-    except BuildFailed:
-        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-            await _remove_image_quietly(engine, request.image)
-        raise
+    failure: Exception | None = None
+    image_id = ""
+    async with anyio.create_task_group() as group:
+        # The builder container goes while the image is built, not before it.
+        group.start_soon(_remove_finished_builder, engine, builder)
+        try:
+            image_id = await images.build(
+                engine,
+                context,
+                request.image,
+                labels=labels,
+                network_mode="none",
+                on_progress=progress,
+            )
+        except Exception as exc:  # noqa: BLE001 -- raised as it is once the group is done
+            failure = exc
+    if failure is not None:
+        if isinstance(failure, BuildFailed):
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await _remove_image_quietly(engine, request.image)
+        raise failure
+    return image_id
 
 
 async def _compile(
     engine: Engine, request: BuildRequest, progress: Callable[[str], object] | None
-) -> bytes:
-    """Run the build script in an ephemeral builder container; return /chaincode/output."""
+) -> tuple[bytes, str]:
+    """Run the build script in an ephemeral builder container.
+
+    Returns /chaincode/output and the builder container, which the caller removes; on
+    failure or cancellation it is removed here.
+    """
     platform = request.platform
     body = {
         "Image": platform.builder_image,
@@ -104,6 +131,7 @@ async def _compile(
         "HostConfig": {"NetworkMode": "none"},
     }
     builder = await containers.create(engine, None, body)  # the engine names it
+    compiled = False
     try:
         await containers.put_archive(engine, builder, "/chaincode/input", request.code_package)
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
@@ -119,10 +147,30 @@ async def _compile(
                 f"build of {request.ccid} failed: the {platform.type} build exited with {code}",
                 "\n".join(tail),
             )
-        return await containers.get_archive(engine, builder, "/chaincode/output/.")
+        output = await containers.get_archive(engine, builder, "/chaincode/output/.")
+        compiled = True
     finally:
-        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-            await remove_quietly(engine, builder)
+        if not compiled:
+            await _remove_builder(engine, builder)
+    return output, builder
+
+
+async def _remove_finished_builder(engine: Engine, builder: str) -> None:
+    """Remove a builder whose output is out, beside the image build; failing is only logged.
+
+    What is left (the engine went away) carries the builder role label, and the next
+    daemon start removes it.
+    """
+    try:
+        await _remove_builder(engine, builder)
+    except (EngineError, EngineUnavailable) as exc:
+        log.warning("builder container %s was not removed: %s", builder, exc)
+
+
+async def _remove_builder(engine: Engine, builder: str) -> None:
+    """Remove the builder container, shielded: cancellation must not leave it behind."""
+    with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+        await remove_quietly(engine, builder)
 
 
 async def _remove_image_quietly(engine: Engine, image: str) -> None:

@@ -348,6 +348,15 @@ class Launcher:
             return image, True
         return image, False
 
+    async def built(self, ccid: str) -> str | None:
+        """The image of ``ccid`` if the engine has it and this daemon built it, else None."""
+        _, image = self.names(ccid)
+        try:
+            await self._check_owned(image)
+        except InvalidRequest:
+            return None
+        return image
+
     def follow(self, container: str) -> None:
         """Relay a running container's output found at daemon start (re-adoption).
 

@@ -74,6 +74,8 @@ async def test_install_builds_the_image_once_and_releases_the_indexes(
     assert again.build.code == 0, again.build.stderr
     assert again.record() == record
     assert "example.com/peerreport" not in again.build.stderr
+    # Asked for by its id alone: the package is not sent when the image is there.
+    assert "the daemon has the image of" in again.build.stderr
 
 
 async def test_run_launches_with_chaincode_json_and_exits_with_the_chaincodes_code(

@@ -11,8 +11,9 @@ import anyio
 import orjson
 import pytest
 
-from ccdaemon.engine import containers, system
+from ccdaemon.engine import containers, images, system
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL
+from tests.conftest import chaincode_context
 from tests.daemon.conftest import chaincode_path as path
 from tests.daemon.conftest import launch_body, make_config, poll, running_daemon, stub_images
 
@@ -287,3 +288,32 @@ async def events_since(engine: Engine, since: str, daemon: RunningDaemon) -> lis
             ):
                 found.append(event)
     return found
+
+
+async def test_a_build_without_a_package_only_asks_for_the_image(
+    daemon: RunningDaemon, engine: Engine
+) -> None:
+    """POST /v1/images with no package: 404 naming ``package`` until the image is there.
+
+    Then 200, ``built`` false: the external builder's cheap question before it sends a
+    package. An image of the same name that this daemon did not build does not count.
+    """
+    ccid = "asked_1.0:" + "a" * 64
+    image = daemon.names(ccid)[1]
+    status, body = await daemon.call("POST", "/v1/images", {"ccid": ccid})
+    assert status == 404, body
+    assert (body["error"]["code"], body["error"]["field"]) == ("no_such_image", "package")
+    assert ccid in body["error"]["message"]
+
+    context = chaincode_context(b"#!/bin/sh\n")
+    await images.build(engine, context, image)  # no labels: not this daemon's
+    try:
+        status, body = await daemon.call("POST", "/v1/images", {"ccid": ccid})
+        assert status == 404, body
+        owner = daemon.config.runtime.owner_labels()
+        await images.build(engine, context, image, labels=owner)
+        status, body = await daemon.call("POST", "/v1/images", {"ccid": ccid})
+        assert status == 200, body
+        assert (body["image"], body["built"]) == (image, False)
+    finally:
+        await images.remove(engine, image, force=True)
