@@ -35,7 +35,7 @@ from ccdaemon.runtime.hostconfig import HostConfig
 from ccdaemon.runtime.launchconfig import ChaincodeLogging
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
-from ccdaemon.runtime.platforms import PlatformImages
+from ccdaemon.runtime.platforms import GolangBuild, PlatformImages
 from ccdaemon.runtime.swarmlauncher import SwarmConfig
 
 if TYPE_CHECKING:
@@ -222,6 +222,9 @@ class Config:
     instance: str = "default"
     core_yaml: Path | None = None
     source: Path | None = None
+    #: Where each key that is not at its default was set: ``<file>: <key>`` for the
+    #: TOML file and core.yaml, ``environment <VARIABLE>`` for the environment.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 # --- how each key is read ------------------------------------------------------------
@@ -454,6 +457,10 @@ _KEYS: dict[str, _Kind] = {
     "runtime.fabric_version": _string_kind("a version", lambda v: bool(_VERSION.fullmatch(v))),
     **{f"runtime.logging.{name}": _any_string() for name in _LOG_KEYS},
     **{f"images.{name}": _any_string() for name in _IMAGE_NAMES},
+    "golang.dynamic_link": _boolean(),
+    "golang.ldflags": _optional(_any_string()),
+    "golang.goproxy": _any_string(),
+    "golang.gosumdb": _optional(_any_string()),
     "ca.cert": _optional(_path()),
     "ca.key": _optional(_path()),
     "policy.memory": _whole(0),
@@ -474,7 +481,7 @@ _KEYS: dict[str, _Kind] = {
 #: hostConfig keys, read by HostConfig, each replacing the same key from core.yaml.
 _TABLES = frozenset(
     {"listen", "engine", "engine.tls", "runtime", "runtime.logging", "runtime.host_config"}
-    | {"images", "ca", "policy", "shutdown", "log", "fabric", "swarm"}
+    | {"images", "golang", "ca", "policy", "shutdown", "log", "fabric", "swarm"}
 )
 
 #: Other names the environment may use: ``CCDAEMON_SOCKET`` is also the CLI's.
@@ -482,6 +489,11 @@ _ALIASES = {"CCDAEMON_SOCKET": "listen.socket", "CCDAEMON_CORE_YAML": "fabric.co
 
 _HOST_CONFIG = "runtime.host_config"
 _HOST_CONFIG_FIELDS = {f.metadata["key"].lower(): f.name for f in fields(HostConfig)}
+
+
+def keys() -> tuple[str, ...]:
+    """Every dotted key a configuration has, in the example file's order of sections."""
+    return (*_KEYS, _HOST_CONFIG)
 
 
 def env_name(key: str) -> str:
@@ -502,6 +514,13 @@ class _Setting:
 
     def error(self, message: str) -> ConfigError:
         return ConfigError(self.where, self.key, message)
+
+    @property
+    def origin(self) -> str:
+        """Where the value was set, for ``--check-config``."""
+        if self.where == "environment":
+            return f"environment {self.key}"
+        return f"{self.where}: {self.key}"
 
 
 @dataclass(slots=True)
@@ -689,6 +708,7 @@ def _build(
     instance = merged["instance"].value if "instance" in merged else Config().instance
     try:
         images = PlatformImages(**_section(merged, "images"))
+        golang = GolangBuild(**_section(merged, "golang"))
     except InvalidRequest as err:
         raise merged[err.field].error(str(err).removeprefix(f"{err.field}: ")) from err
     runtime = RuntimeConfig(
@@ -696,6 +716,7 @@ def _build(
         logging=ChaincodeLogging(**_section(merged, "runtime.logging")),
         instance=instance,
         images=images,
+        golang=golang,
     )
     ca = _section(merged, "ca")
     if (ca.get("cert") is None) != (ca.get("key") is None):
@@ -715,6 +736,7 @@ def _build(
         instance=instance,
         core_yaml=core_yaml,
         source=source,
+        origins={key: setting.origin for key, setting in merged.items()},
     )
 
 

@@ -127,8 +127,9 @@ def import_core_yaml(path: Path, *, fabric_version: str = "2.5.0") -> CoreYaml:
     ``runtime.host_config``, ``chaincode.startuptimeout`` -> ``runtime.startup_timeout``,
     ``chaincode.logging.{level,shim,format}`` -> ``runtime.logging.*``,
     ``chaincode.builder`` -> ``images.golang_builder``, ``chaincode.golang.runtime`` ->
-    ``images.golang_runtime``, and ``chaincode.{java,node}.runtime`` -> both the builder
-    and the runtime image of that language, since Fabric builds them in their runtime.
+    ``images.golang_runtime``, ``chaincode.golang.dynamicLink`` -> ``golang.dynamic_link``,
+    and ``chaincode.{java,node}.runtime`` -> both the builder and the runtime image of
+    that language, since Fabric builds them in their runtime.
 
     Args:
         path: the core.yaml file.
@@ -179,6 +180,7 @@ def _read_settings(reader: _Reader, variables: Mapping[str, str]) -> None:
         reader.map(f"chaincode.logging.{name}", f"runtime.logging.{name}", _string)
     reader.map("chaincode.builder", "images.golang_builder", image)
     reader.map("chaincode.golang.runtime", "images.golang_runtime", image)
+    reader.map("chaincode.golang.dynamicLink", "golang.dynamic_link", _boolean)
     for language in ("java", "node"):
         for role in ("builder", "runtime"):
             reader.map(f"chaincode.{language}.runtime", f"images.{language}_{role}", image)

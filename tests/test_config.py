@@ -19,17 +19,19 @@ from ccdaemon.config import (
     PolicyConfig,
     ShutdownConfig,
     env_name,
+    keys,
     load,
 )
+from ccdaemon.daemon import configview
 from ccdaemon.engine.transport import TLSFiles
 from ccdaemon.runtime.hostconfig import HostConfig
 from ccdaemon.runtime.hostconfig import LogConfig as DockerLogConfig
 from ccdaemon.runtime.launchconfig import ChaincodeLogging
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
-from ccdaemon.runtime.platforms import PlatformImages
+from ccdaemon.runtime.platforms import GolangBuild, PlatformImages
 from ccdaemon.runtime.swarmlauncher import SwarmConfig
-from tests.test_coreyaml import SAMPLE_VALUES, write_core_yaml
+from tests.test_coreyaml import CORE_YAML, SAMPLE_VALUES, write_core_yaml
 
 EXAMPLE = Path(__file__).parent.parent / "deploy" / "config" / "ccdaemon.toml"
 
@@ -82,14 +84,15 @@ def _expected_keys() -> set[str]:
         "runtime": RuntimeConfig,
         "runtime.logging": ChaincodeLogging,
         "images": PlatformImages,
+        "golang": GolangBuild,
         "policy": PolicyConfig,
         "shutdown": ShutdownConfig,
         "log": LogConfig,
         "swarm": SwarmConfig,
     }
     keys = {f"{name}.{f.name}" for name, cls in sections.items() for f in fields(cls)}
-    # logging is a table of its own; instance and images are top-level keys.
-    keys -= {"runtime.logging", "runtime.instance", "runtime.images"}
+    # logging is a table of its own; instance, images and golang are top-level keys.
+    keys -= {"runtime.logging", "runtime.instance", "runtime.images", "runtime.golang"}
     return keys | {"instance", "ca.cert", "ca.key", "fabric.core_yaml"}
 
 
@@ -104,7 +107,7 @@ def test_the_example_documents_every_key_and_uncommented_is_valid(tmp_path: Path
     assert config.engine.api_version == "1.41"
     assert config.core_yaml == core_yaml
     # Uncommented, the example's values win over core.yaml's.
-    assert config.images.golang_builder == "localhost/ccdaemon/goenv:1.19"
+    assert config.images.golang_builder == "localhost/ccdaemon/goenv:1.24"
     assert config.runtime.host_config.dns == ("192.168.0.1",)
 
 
@@ -293,7 +296,7 @@ TOML_ERRORS = [
         "[enigne]\n",
         "enigne",
         (
-            "unknown key (known here: ca, engine, fabric, images, instance, listen, log, "
+            "unknown key (known here: ca, engine, fabric, golang, images, instance, listen, log, "
             "policy, runtime, shutdown, swarm)"
         ),
     ),
@@ -822,3 +825,41 @@ def test_policy_on_fabrics_sample_host_config() -> None:
     assert applied["Memory"] == 2147483648
     assert applied["LogConfig"]["Type"] == "json-file"
     assert applied["SecurityOpt"] == ["no-new-privileges"]
+
+
+def test_check_config_says_which_endpoint_won_and_where_it_came_from(tmp_path: Path) -> None:
+    """The peer's core.yaml keeps the peer off the engine; ccdaemon's own key gives its engine.
+
+    ``--check-config`` names the endpoint in force and its source, and lists every key
+    (images, hostConfig, MSP id, logging, policy among them) with where it was set.
+    """
+    core_yaml = write_core_yaml(
+        tmp_path,
+        CORE_YAML.replace(
+            "endpoint: unix:///var/run/docker.sock", "endpoint: unix:///nonexistent/docker.sock"
+        ),
+    )
+    only_core = configview.describe(load(None, {"CCDAEMON_CORE_YAML": str(core_yaml)}))
+    assert f"unix:///nonexistent/docker.sock, from {core_yaml}: vm.endpoint" in only_core
+
+    toml = write_toml(
+        tmp_path,
+        f'[fabric]\ncore_yaml = "{core_yaml}"\n[engine]\nendpoint = "unix:///run/engine.sock"\n',
+    )
+    shown = configview.describe(load(toml, {}))
+    assert f"engine        unix:///run/engine.sock, from {toml}: engine.endpoint" in shown
+    lines = {line.split(" = ")[0].strip(): line for line in shown.splitlines() if " = " in line}
+    assert set(lines) == set(keys())
+    assert lines["images.golang_builder"].endswith(f"({core_yaml}: chaincode.builder)")
+    assert '"hyperledger/fabric-ccenv:2.5"' in lines["images.golang_builder"]
+    assert "runtime.mspid" in lines
+    assert lines["policy.memory"].endswith("(default)")
+    assert "runtime.logging.level" in lines
+    assert '"NetworkMode": "host"' in lines["runtime.host_config"]
+    assert "PidsLimit" in shown  # the policy's HostConfig as chaincodes get it
+
+    masked = configview.describe(
+        load(None, {"CCDAEMON_GOLANG_GOPROXY": "https://user:secret@proxy.example"})
+    )
+    assert "secret" not in masked
+    assert "https://***@proxy.example" in masked

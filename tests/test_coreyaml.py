@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ccdaemon.config import load
 from ccdaemon.coreyaml import ConfigError, import_core_yaml, parse_duration
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.runtime.hostconfig import HostConfig, LogConfig
@@ -110,6 +111,7 @@ SAMPLE_VALUES = {
     "images.java_runtime": "hyperledger/fabric-javaenv:2.5",
     "images.node_builder": "hyperledger/fabric-nodeenv:2.5",
     "images.node_runtime": "hyperledger/fabric-nodeenv:2.5",
+    "golang.dynamic_link": False,
 }
 
 
@@ -343,3 +345,11 @@ def test_config_error_is_a_ccdaemon_error() -> None:
     error = ConfigError("/etc/ccdaemon.toml", "engine.engine_limit", "must be 1 or more")
     assert str(error) == "/etc/ccdaemon.toml: engine.engine_limit: must be 1 or more"
     assert str(ConfigError(Path("/x.toml"), None, "not valid TOML")) == "/x.toml: not valid TOML"
+
+
+def test_dynamic_link_from_core_yaml_reaches_the_go_build(tmp_path: Path) -> None:
+    """``chaincode.golang.dynamicLink: true`` in core.yaml: the Go build passes no ldflags."""
+    text = edited("dynamicLink: false", "dynamicLink: true")
+    config = load(None, {"CCDAEMON_CORE_YAML": str(write_core_yaml(tmp_path, text))})
+    assert config.runtime.golang.dynamic_link
+    assert config.runtime.golang.ldflags_option == ""

@@ -37,6 +37,7 @@ from ccdaemon import __version__
 from ccdaemon import log as logsetup
 from ccdaemon.config import Config, ConfigError, load
 from ccdaemon.daemon.app import make_app
+from ccdaemon.daemon.configview import describe
 from ccdaemon.daemon.metrics import Metrics
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
@@ -128,40 +129,6 @@ def main(config: Path | None, *, check_config: bool) -> int:
             log.error("ccdaemon cannot run: %s", error)  # noqa: TRY400 -- the message is the story
         failed = True
     return 1 if failed else 0
-
-
-def describe(config: Config) -> str:
-    """The effective configuration, for ``serve --check-config``."""
-    listen, engine, runtime = config.listen, config.engine, config.runtime
-    group = f", group {listen.socket_group}" if listen.socket_group else ""
-    pinned = f" (API {engine.api_version})" if engine.api_version else ""
-    rows = [
-        ("core.yaml", str(config.core_yaml or "(none)")),
-        ("socket", f"{listen.socket} (mode {listen.socket_mode:04o}{group})"),
-        ("tcp", listen.tcp or "(off)"),
-        ("engine", f"{engine.endpoint}{pinned}"),
-        ("backend", _backend(config)),
-        ("instance", config.instance),
-        ("peer", f"network {runtime.network_id or '-'}, peer {runtime.peer_id or '-'}"),
-        ("limits", f"{engine.engine_limit} engine calls, {engine.build_limit} builds at once"),
-        ("startup", f"{runtime.startup_timeout:g} s; attachStdout {runtime.attach_stdout}"),
-        ("chaincode CA", str(config.ca_cert or "generated at start")),
-        ("on stop", "stop chaincodes" if config.shutdown.stop_chaincodes else "leave them running"),
-    ]
-    head = f"configuration {config.source or '(built-in defaults)'} is valid"
-    return "\n".join([head, *(f"  {name:<13} {value}" for name, value in rows)])
-
-
-def _backend(config: Config) -> str:
-    if config.engine.backend == "docker":
-        return "docker (a container per chaincode)"
-    swarm_config = config.swarm
-    placed = ", ".join(swarm_config.constraints) or "anywhere"
-    images = f"pushed to {swarm_config.registry}" if swarm_config.registry else "the manager's"
-    return (
-        f"swarm (a service per chaincode; network {swarm_config.network}, "
-        f"placed {placed}, images {images})"
-    )
 
 
 async def run(config: Config, *, stop: anyio.Event | None = None) -> None:

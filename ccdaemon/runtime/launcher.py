@@ -28,7 +28,7 @@ from ccdaemon.runtime.hostconfig import (
 from ccdaemon.runtime.launchconfig import ChaincodeLogging, LaunchConfig, Layout, launch_config
 from ccdaemon.runtime.naming import names
 from ccdaemon.runtime.output import Output
-from ccdaemon.runtime.platforms import PlatformImages, platform_for
+from ccdaemon.runtime.platforms import GolangBuild, PlatformImages, platform_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -75,6 +75,8 @@ class RuntimeConfig:
     instance: str = "default"
     #: Builder and runtime image per language (core.yaml chaincode.builder, *.runtime).
     images: PlatformImages = field(default_factory=PlatformImages)
+    #: How Go chaincode is built (chaincode.golang.dynamicLink, link flags, Go proxy).
+    golang: GolangBuild = field(default_factory=GolangBuild)
 
     def owner_labels(self) -> dict[str, str]:
         """The labels that mark a container or image as this daemon's."""
@@ -393,7 +395,7 @@ class Launcher:
 
     def _build_request(self, ccid: str, package: ChaincodePackage, image: str) -> BuildRequest:
         # Checked now, not when the build happens: a bad type or path never reaches the engine.
-        platform = platform_for(package.type, self._config.images)
+        platform = platform_for(package.type, self._config.images, self._config.golang)
         platform.build_script(package.path)
         return BuildRequest(
             ccid=ccid,

@@ -24,7 +24,7 @@ from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL
 FABRIC_LABEL = "org.hyperledger.fabric"
 
 #: Fabric's default Go ldflags (``chaincode.golang.dynamicLink: false``). External
-#: linking needs gcc in the builder, which our goenv stand-in does not have.
+#: linking needs gcc and a static libc in the builder image.
 STATIC_LDFLAGS = "-ldflags \"-linkmode external -extldflags '-static'\""
 
 #: The ldflags of ``chaincode.golang.dynamicLink: true``: none at all.
@@ -111,7 +111,7 @@ class PlatformImages:
         InvalidRequest: a name that is not an image reference (field ``images.<name>``).
     """
 
-    golang_builder: str = "localhost/ccdaemon/goenv:1.19"
+    golang_builder: str = "localhost/ccdaemon/goenv:1.24"
     golang_runtime: str = "localhost/ccdaemon/baseos:1"
     node_builder: str = "hyperledger/fabric-nodeenv:2.5"
     node_runtime: str = "hyperledger/fabric-nodeenv:2.5"
@@ -125,28 +125,55 @@ class PlatformImages:
                 raise InvalidRequest(f"images.{f.name}", f"not an image reference: {value!r}")
 
 
+#: Fabric's GOPROXY for the builder when the peer's environment sets none.
+FABRIC_GOPROXY = "https://proxy.golang.org"
+
+# What may go inside the double quotes of ``-ldflags "..."`` in the build script: no
+# character that /bin/sh expands or ends the quotes with there.
+_LDFLAGS = re.compile(r"[^\"$`\\\n\r\x00]*")
+
+
 @dataclass(frozen=True, slots=True)
 class GolangBuild:
-    """Go build settings: Fabric's ``chaincode.golang.dynamicLink`` and the Go proxy env.
+    """Go build settings: Fabric's ``chaincode.golang.dynamicLink``, link flags, Go proxy.
 
-    ``dynamic_link`` defaults to True, unlike Fabric: its static flags make ``go build``
-    call gcc as the external linker, which the goenv stand-in lacks; goenv sets
-    ``CGO_ENABLED=0``, with which a plain build is static anyway. Set it to False with a
-    real fabric-ccenv builder to get Fabric's default flags.
+    The defaults are Fabric's: a static binary (``-linkmode external -extldflags
+    '-static'``, which needs gcc and a static libc in the builder image) and
+    ``GOPROXY=https://proxy.golang.org``. ccdaemon's builders have no network
+    (NetworkMode none), so a module must come vendored or need nothing outside the
+    standard library whatever the proxy says. ``gosumdb`` is passed only when set, as
+    Fabric passes the peer's own ``GOSUMDB`` only when it has one.
 
-    ``goproxy`` defaults to ``off`` where Fabric falls back to proxy.golang.org, because
-    builders here have no network; a module must come vendored or need nothing outside
-    the standard library. ``gosumdb`` is passed only when set, as Fabric passes the
-    peer's own ``GOSUMDB`` only when it has one.
+    Attributes:
+        dynamic_link: Fabric's dynamicLink: no link flags at all.
+        ldflags: when set, what goes in ``-ldflags "..."`` instead of Fabric's choice
+            (empty: no ``-ldflags``).
+        goproxy: the builder's GOPROXY.
+        gosumdb: the builder's GOSUMDB, when set.
+
+    Raises:
+        InvalidRequest: ``ldflags`` holds a character the shell would expand there
+            (field ``golang.ldflags``).
     """
 
-    dynamic_link: bool = True
-    goproxy: str = "off"
+    dynamic_link: bool = False
+    ldflags: str | None = None
+    goproxy: str = FABRIC_GOPROXY
     gosumdb: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.ldflags is not None and not _LDFLAGS.fullmatch(self.ldflags):
+            raise InvalidRequest(
+                "golang.ldflags",
+                f"cannot hold a double quote, '$', '`', a backslash or a line break: "
+                f"{self.ldflags!r}",
+            )
+
     @property
-    def ldflags(self) -> str:
+    def ldflags_option(self) -> str:
         """The ldflags option Fabric substitutes for ``%[1]s``."""
+        if self.ldflags is not None:
+            return f'-ldflags "{self.ldflags}"' if self.ldflags else ""
         return DYNAMIC_LDFLAGS if self.dynamic_link else STATIC_LDFLAGS
 
     @property
@@ -358,7 +385,7 @@ def platform_for(
                 runtime_image=images.golang_runtime,
                 binpackage_dir="/usr/local/bin",
                 build_env=golang.env,
-                ldflags=golang.ldflags,
+                ldflags=golang.ldflags_option,
             )
         case "NODE":
             return Platform(

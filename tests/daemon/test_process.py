@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from ccdaemon.config import Config, EngineConfig
-from ccdaemon.daemon import serve
+from ccdaemon.daemon import configview
 from ccdaemon.runtime.swarmlauncher import SwarmConfig
 from tests.daemon.conftest import chaincode_path, launch_body, stub_images
 from tests.daemon.process import (
@@ -287,7 +287,7 @@ def test_check_config_describes_the_swarm_backend() -> None:
     assert (
         "  backend       swarm (a service per chaincode; network host, "
         "placed node.labels.fabric==true, images pushed to reg:5000)"
-    ) in serve.describe(config).splitlines()
+    ) in configview.describe(config).splitlines()
 
 
 async def test_refuses_a_world_writable_socket_directory(spawner: Spawner) -> None:

@@ -112,15 +112,33 @@ def reference_go(ldflags: str, path: str) -> str:
     return REFERENCE_GO_SCRIPT.replace("%[1]s", ldflags).replace("%[2]s", path).replace("%[3]s", "")
 
 
-def test_golang_defaults_are_the_local_stand_ins() -> None:
-    """Go builds in goenv and runs on baseos, ADDs to /usr/local/bin, with GOPROXY=off."""
+def test_golang_defaults_are_the_local_stand_ins_built_as_fabric_builds() -> None:
+    """Go builds in goenv and runs on baseos, ADDs to /usr/local/bin; Fabric's flags and proxy."""
     golang = platform_for("golang")
     assert golang.type == "GOLANG"
-    assert golang.builder_image == "localhost/ccdaemon/goenv:1.19"
+    assert golang.builder_image == "localhost/ccdaemon/goenv:1.24"
     assert golang.runtime_image == "localhost/ccdaemon/baseos:1"
     assert golang.binpackage_dir == "/usr/local/bin"
-    assert golang.build_env == ("GOPROXY=off",)
-    assert golang.ldflags == ""
+    assert golang.build_env == ("GOPROXY=https://proxy.golang.org",)
+    assert golang.ldflags == STATIC_LDFLAGS
+
+
+def test_go_link_flags_and_proxy_are_settings() -> None:
+    """``ldflags`` replaces Fabric's choice ("" passes none); GOPROXY and GOSUMDB as set."""
+    golang = GolangBuild(ldflags="-s -w", goproxy="off", gosumdb="sum.example")
+    built = platform_for("golang", golang=golang)
+    assert built.ldflags == '-ldflags "-s -w"'
+    assert built.build_env == ("GOPROXY=off", "GOSUMDB=sum.example")
+    assert '-mod=vendor -ldflags "-s -w" -o' in built.build_script("")
+    assert platform_for("golang", golang=GolangBuild(ldflags="")).ldflags == ""
+
+
+@pytest.mark.parametrize("flags", ['-X "a=b"', "-X a=$HOME", "-X a=`id`", "-s\\n", "-s\n-w"])
+def test_go_link_flags_that_the_shell_would_expand_are_refused(flags: str) -> None:
+    """The flags go inside double quotes in a shell script: nothing there may expand."""
+    with pytest.raises(InvalidRequest) as refused:
+        GolangBuild(ldflags=flags)
+    assert refused.value.field == "golang.ldflags"
 
 
 def test_node_and_java_keep_fabrics_images_and_directories() -> None:
@@ -185,14 +203,15 @@ def test_unknown_type_is_refused_listing_the_supported_ones(bad: str) -> None:
 
 
 def test_go_script_is_fabrics_with_dynamic_link_ldflags() -> None:
-    """The default Go script is Fabric 2.5's with empty ldflags and the package path."""
+    """dynamic_link gives Fabric 2.5's script with empty ldflags and the package path."""
     path = "github.com/hyperledger/fabric-samples/chaincode/abstore/go"
-    assert platform_for("golang").build_script(path) == reference_go("", path)
+    golang = platform_for("golang", golang=GolangBuild(dynamic_link=True))
+    assert golang.build_script(path) == reference_go("", path)
 
 
 def test_go_script_with_static_link_uses_fabrics_default_ldflags() -> None:
-    """dynamic_link=False gives Fabric's default static-link flags in all five branches."""
-    golang = platform_for("golang", golang=GolangBuild(dynamic_link=False))
+    """By default, Fabric's static-link flags in all five branches."""
+    golang = platform_for("golang")
     script = golang.build_script("example.com/cc")
     assert script == reference_go(
         "-ldflags \"-linkmode external -extldflags '-static'\"", "example.com/cc"
@@ -202,7 +221,7 @@ def test_go_script_with_static_link_uses_fabrics_default_ldflags() -> None:
 
 def test_go_script_with_empty_path_builds_the_src_root() -> None:
     """An empty path (module at src root) is allowed and substituted as nothing."""
-    assert platform_for("golang").build_script("") == reference_go("", "")
+    assert platform_for("golang").build_script("") == reference_go(STATIC_LDFLAGS, "")
 
 
 def test_build_command_runs_the_script_under_sh() -> None:
@@ -210,7 +229,7 @@ def test_build_command_runs_the_script_under_sh() -> None:
     assert platform_for("golang").build_command("example.com/cc") == [
         "/bin/sh",
         "-c",
-        reference_go("", "example.com/cc"),
+        reference_go(STATIC_LDFLAGS, "example.com/cc"),
     ]
     assert platform_for("node").build_command() == ["/bin/sh", "-c", REFERENCE_NODE_SCRIPT]
     assert platform_for("java").build_command() == ["/bin/sh", "-c", "./build.sh"]
