@@ -23,6 +23,7 @@ from ccdaemon.engine import (
 )
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.runtime.errors import (
+    GoTooOld,
     InvalidRequest,
     PackageError,
     PackageTooLarge,
@@ -64,6 +65,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (StartupTimeout, 504, "startup_timeout"),
     (TaskFailed, 502, "task_failed"),
     (BuildFailed, 422, "build_failed"),
+    (GoTooOld, 422, "go_too_old"),
     (NoSuchImage, 404, "no_such_image"),
     (InvalidParameter, 400, "invalid_request"),
     (Conflict, 409, "conflict"),
@@ -83,17 +85,20 @@ def error_body(exc: Exception) -> tuple[int, dict[str, Any]]:
 
 
 def _extra(exc: Exception) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
     if isinstance(exc, InvalidRequest):
-        return {"field": exc.field}
-    if isinstance(exc, UnknownChaincode):
-        return {"ccid": exc.ccid}
-    if isinstance(exc, PackageTooLarge):
-        return {"limit": exc.limit}
-    if isinstance(exc, BuildFailed):
-        return {"log_tail": exc.log.splitlines()[-BUILD_LOG_TAIL:]}
-    if isinstance(exc, EngineError):
-        return {"status": exc.status}
-    return {}
+        extra["field"] = exc.field
+    elif isinstance(exc, UnknownChaincode):
+        extra["ccid"] = exc.ccid
+    elif isinstance(exc, PackageTooLarge):
+        extra["limit"] = exc.limit
+    elif isinstance(exc, GoTooOld):
+        extra.update(field="images.golang_builder", wanted=exc.wanted, builder=exc.builder)
+    elif isinstance(exc, BuildFailed):
+        extra["log_tail"] = exc.log.splitlines()[-BUILD_LOG_TAIL:]
+    elif isinstance(exc, EngineError):
+        extra["status"] = exc.status
+    return extra
 
 
 def json_response(body: object, status: int = 200) -> web.Response:

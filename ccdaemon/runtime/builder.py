@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 
 from ccdaemon.engine import (
     BuildFailed,
@@ -30,6 +31,7 @@ from ccdaemon.engine import (
     images,
     streams,
 )
+from ccdaemon.runtime import gotoolchain
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, remove_quietly
 from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL, ROLE_LABEL
 
@@ -68,11 +70,13 @@ async def build_image(
     bounds a launch that waits for one).
 
     Raises:
+        GoTooOld: the module's go.mod asks for a newer Go than the builder image has.
         BuildFailed: the build script exited non-zero (the log tail holds the compiler's
             words), or the image build failed.
         InvalidRequest: the package's path is not a plausible import path.
         EngineError: the engine refused a step (a missing builder image: NoSuchImage).
     """
+    await _check_go(engine, request)
     binpackage, builder = await _compile(engine, request, progress)
     context = archive.tar(
         {
@@ -105,6 +109,29 @@ async def build_image(
                 await _remove_image_quietly(engine, request.image)
         raise failure
     return image_id
+
+
+async def _check_go(engine: Engine, request: BuildRequest) -> None:
+    """Refuse, before any container is made, a module needing a newer Go than the builder's.
+
+    Raises:
+        GoTooOld: both versions and the setting named.
+        NoSuchImage: the builder image is missing.
+    """
+    if request.platform.type != "GOLANG":
+        return
+    wanted = await anyio.to_thread.run_sync(
+        gotoolchain.module_go, request.code_package, request.path
+    )
+    if wanted is None:
+        return
+    found = await images.inspect(engine, request.platform.builder_image)
+    gotoolchain.check(
+        request.ccid,
+        wanted=wanted,
+        builder_image=request.platform.builder_image,
+        builder_go=gotoolchain.image_go(found.get("Config") or {}),
+    )
 
 
 async def _compile(

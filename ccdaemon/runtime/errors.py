@@ -7,7 +7,9 @@ CcdaemonError
     ├── PackageError               a code package that cannot be read safely
     │   └── PackageTooLarge        a package over the configured size limit
     ├── StartupTimeout             the launch did not finish within the startup timeout
-    └── UnknownChaincode           no managed chaincode has that id
+    ├── UnknownChaincode           no managed chaincode has that id
+    ├── TaskFailed                 a swarm task ended before its container ran
+    └── GoTooOld                   the builder image's Go is older than go.mod asks
 """
 
 from __future__ import annotations
@@ -63,3 +65,15 @@ class TaskFailed(LaunchError):
         self.service = service
         self.state = state
         self.reason = reason
+
+
+class GoTooOld(LaunchError):
+    """Raised before a build when the chaincode's go.mod asks for a newer Go than the builder's.
+
+    The message names both versions and the setting that picks the builder image.
+    """
+
+    def __init__(self, message: str, *, wanted: str, builder: str) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.builder = builder

@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from ccdaemon.engine import BuildFailed, Engine, NoSuchImage, archive, containers, images
-from ccdaemon.runtime import dockervm
+from ccdaemon.runtime import dockervm, gotoolchain
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
+from ccdaemon.runtime.errors import GoTooOld
 from ccdaemon.runtime.platforms import platform_for
 from tests.conftest import ROOT, TEST_LABEL, Made, no_build
 
@@ -135,3 +136,32 @@ async def test_go_syntax_error_fails_with_the_compilers_words_and_leaves_nothing
         await images.inspect(engine, request.image)
     leftovers = await containers.list_(engine, labels={"ccdaemon.ccid": request.ccid})
     assert leftovers == []
+
+
+@pytest.mark.usefixtures("fabric_images")
+async def test_a_module_needing_a_newer_go_is_refused_before_any_container(
+    engine: Engine, docker: aiodocker.Docker, made: Made
+) -> None:
+    """go.mod's ``go 1.99`` against the builder's Go: GoTooOld names both and the setting.
+
+    Refused before the builder container is made: the engine's container list is as
+    before, and no image is left.
+    """
+    request = request_for(made)
+    builder = request.platform.builder_image
+    has = gotoolchain.image_go((await images.inspect(engine, builder))["Config"])
+    assert has is not None, f"{builder} does not say its Go version (GOLANG_VERSION)"
+    code = archive.targz(
+        {"src/go.mod": GO_MOD.replace(b"go 1.19", b"go 1.99"), "src/main.go": MAIN_GO}
+    )
+    request = BuildRequest(request.ccid, request.image, request.platform, code)
+    before = {c["Id"] for c in await docker.containers.list(all=True)}
+    with anyio.fail_after(HANG_GUARD), pytest.raises(GoTooOld) as caught:
+        await build_image(engine, request)
+    message = str(caught.value)
+    assert "Go 1.99" in message
+    assert f"{builder} has Go {has}" in message
+    assert gotoolchain.SETTING in message
+    assert {c["Id"] for c in await docker.containers.list(all=True)} == before
+    with pytest.raises(NoSuchImage):
+        await images.inspect(engine, request.image)
