@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
+import socket
+import struct
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -317,3 +320,60 @@ async def test_a_build_without_a_package_only_asks_for_the_image(
         assert (body["image"], body["built"]) == (image, False)
     finally:
         await images.remove(engine, image, force=True)
+
+
+#: Clients that leave as soon as they have read the last line, one after another.
+EARLY_LEAVERS = 30
+#: Lines of output the chaincode writes: enough to fill the socket's buffers.
+FLOOD = 20_000
+
+
+def _read_then_leave(socket_path: str, request: bytes, last: bytes) -> bytes:
+    """A slow reader with a small buffer that resets the connection once ``last`` came."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(60)
+        client.connect(socket_path)
+        client.sendall(request)
+        seen = b""
+        while last not in seen:
+            chunk = client.recv(4096)
+            assert chunk, seen[-200:]
+            seen += chunk
+        # Reset, not a tidy close: as a process that exits with unread bytes.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return seen
+
+
+async def test_clients_that_leave_on_their_last_line_cause_no_error(
+    daemon: RunningDaemon,
+    engine: Engine,
+    docker: aiodocker.Docker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A streamed answer whose client goes as soon as it has what it wanted: no ERROR.
+
+    The external builder reads its build's result and exits. The chunked body's end then
+    meets a closing transport, which used to log "Cannot write to closing transport"
+    with a traceback.
+    """
+    ccid = "leaver_1.0:" + "c" * 64
+    await stub_images(engine, daemon, [ccid])
+    status, body = await daemon.call("POST", "/v1/chaincodes", launch_body(ccid))
+    assert status == 201, body
+    script = f"seq {FLOOD} > /proc/1/fd/1; echo the-last-line > /proc/1/fd/1"
+    run = await (await docker.containers.get(daemon.names(ccid)[0])).exec(["/bin/sh", "-c", script])
+    async with run.start(detach=False) as stream:
+        while await stream.read_out() is not None:
+            pass
+    request = f"GET {path(ccid)}/logs HTTP/1.1\r\nHost: ccdaemon\r\n\r\n".encode()
+    for _ in range(EARLY_LEAVERS):
+        with anyio.fail_after(HANG_GUARD):
+            await anyio.to_thread.run_sync(
+                _read_then_leave, str(daemon.socket), request, b"the-last-line"
+            )
+    await anyio.sleep(0.2)
+    status, _ = await daemon.call("GET", "/v1/health")
+    assert status == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
