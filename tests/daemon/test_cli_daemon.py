@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ccdaemon.engine import Engine
     from tests.daemon.process import DaemonProcess
 
-GOENV = "localhost/ccdaemon/goenv:1.19"
+GOENV = "localhost/ccdaemon/goenv:1.24"
 BASEOS = "localhost/ccdaemon/baseos:1"
 
 
