@@ -1,0 +1,1 @@
+"""End-to-end tests with a real Fabric peer building and running chaincode through ccdaemon."""
