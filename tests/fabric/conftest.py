@@ -1,4 +1,7 @@
-"""A real Fabric 2.5.10 network whose peer builds and runs chaincode through a real daemon.
+"""A real Fabric network whose peer builds and runs chaincode through a real daemon.
+
+Fabric 2.5.10 by default; ``CCDAEMON_TEST_FABRIC_VERSION=3.1.5`` runs the same tests on
+3.1.5 (a V3_0 channel).
 
 One network (tests/fabricnet: an orderer and a peer on 127.0.0.1, TLS on) and one
 daemon (``ccdaemon serve``, a process, on the default engine with host networking and
@@ -131,8 +134,7 @@ class Daemon:
             stop_pid(process.pid, grace=30, reap=functools.partial(process.wait, 0.05))
         else:
             process.send_signal(signum)
-            process.wait(30)
-        return process.returncode
+        return process.wait(30)
 
     def mark(self) -> int:
         """The log's length now, for ``text(since)``."""
@@ -222,14 +224,18 @@ class Fabric:
         """
         ccid = self.kv.package_id
 
-        def running() -> bool:
-            return self.daemon.ps().get(ccid, {}).get("state") == "running"
+        def state() -> str | None:
+            found: str | None = self.daemon.ps().get(ccid, {}).get("state")
+            return found
 
-        if not await call(running) and self.daemon.ps().get(ccid, {}).get("state") != "launching":
+        def running() -> bool:
+            return state() == "running"
+
+        if await call(state) not in {"running", "launching"}:
             with contextlib.suppress(CLIError):
                 await call(self.net.query, KV_NAME, "variant")
         await call(wait_for, running, within=within, what=f"{ccid} to run")
-        container_id = self.daemon.ps()[ccid]["container_id"]
+        container_id = (await call(self.daemon.ps))[ccid]["container_id"]
         assert isinstance(container_id, str)
         return container_id
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tests.fabricnet.dist import Distribution, KitError, cached, file_digest
+from tests.fabricnet.dist import Distribution, KitError, cached, file_stamp
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -108,7 +108,7 @@ class Crypto:
 def crypto(dist: Distribution) -> Crypto:
     """The material of ``cryptogen`` for the network, generated once per release and kept."""
     text = yaml.safe_dump(CRYPTO_CONFIG, sort_keys=True)
-    key = f"{file_digest(Path(dist.program('cryptogen')))}\n{text}"
+    key = f"{file_stamp(Path(dist.program('cryptogen')))}\n{text}"
 
     def make(tmp: Path) -> None:
         (tmp / "crypto-config.yaml").write_text(text)

@@ -2,9 +2,11 @@
 
 The archives (``bin.tar.xz``, ``sampleconfig.tar.gz``, the Go shim's vendor closure) stay
 where they are, read-only; each is unpacked once into ``$CCDAEMON_FABRIC_CACHE/<version>``
-(default ``/var/cache/ccdaemon/fabric``), keyed by the archive's SHA-256, so a second
-bring-up unpacks nothing. Concurrent sessions take a lock file around the unpacking and
-move a complete tree into place, so none ever sees a half-unpacked one.
+(default ``/var/cache/ccdaemon/fabric``), in a directory named by the archive's path,
+size and modification time, so a second bring-up unpacks nothing. Concurrent sessions
+take a lock file around the unpacking and move a complete tree into place, so none ever
+sees a half-unpacked one, and a tree in place is never changed: a running network uses
+its files directly.
 
 The Go toolchain that ``peer lifecycle chaincode package --lang golang`` needs on the host
 (the 2.5 peer CLI runs ``go list``) comes from ``go_root()``.
@@ -110,10 +112,10 @@ def distribution(version: str) -> Distribution:
 
 
 def unpacked(archive: Path, target: Path) -> Path:
-    """``target``, holding ``archive`` unpacked; unpacked again only when the archive changed."""
+    """A directory beside ``target`` holding ``archive`` unpacked, once per version of it."""
     if not archive.is_file():
         raise KitError(f"missing {archive}")
-    stamp = file_digest(archive)
+    stamp = file_stamp(archive)
 
     def make(tmp: Path) -> None:
         with tarfile.open(archive) as tar:
@@ -122,31 +124,34 @@ def unpacked(archive: Path, target: Path) -> Path:
     return cached(target, stamp, make)
 
 
-def cached(target: Path, key: str, make: Callable[[Path], None]) -> Path:
-    """``target`` made by ``make(tmp)`` once per ``key``, under a lock, moved into place whole."""
-    stamp = target / ".ccdaemon-key"
-    if _read(stamp) == key:
+def cached(base: Path, key: str, make: Callable[[Path], None]) -> Path:
+    """A directory made by ``make(tmp)`` once per ``key``: ``<base>-<hash of key>``.
+
+    It is made under a lock and moved into place whole, and never changed afterwards: a
+    session whose key differs (another archive, another kit) gets a directory of its
+    own, so no running network ever has its files replaced under it.
+    """
+    target = base.parent / f"{base.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.parent / f".{target.name}.lock"):
-        if _read(stamp) == key:  # another session made it meanwhile
+        if target.is_dir():  # another session made it meanwhile
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             make(tmp)
             (tmp / ".ccdaemon-key").write_text(key)
-            if target.exists():
-                shutil.rmtree(target)
             tmp.rename(target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def file_digest(path: Path) -> str:
-    """The SHA-256 of a file, hex."""
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+def file_stamp(path: Path) -> str:
+    """What identifies a version of a file cheaply: its path, size and modification time."""
+    info = path.stat()
+    return f"{path.resolve()} {info.st_size} {info.st_mtime_ns}"
 
 
 def go_root() -> Path:
@@ -208,13 +213,6 @@ def go_version(root: Path) -> tuple[int, int]:
     if found is None:
         raise KitError(f"{root}/bin/go version said {done.stdout.strip()!r}")
     return int(found[1]), int(found[2])
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
