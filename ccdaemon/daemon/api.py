@@ -235,7 +235,9 @@ async def list_chaincodes(request: web.Request) -> web.Response:
         raise APIError(
             400, "invalid_request", f"state: not one of {', '.join(State)}", field="state"
         )
-    found = request.app[DAEMON].supervisor.registry.all()
+    daemon = request.app[DAEMON]
+    daemon.check_table()
+    found = daemon.supervisor.registry.all()
     return json_response(
         {"chaincodes": [cc.to_json() for cc in found if wanted is None or cc.state == wanted]}
     )
@@ -247,12 +249,15 @@ def _ccid(request: web.Request) -> str:
 
 async def get_chaincode(request: web.Request) -> web.Response:
     """One chaincode; 404 when the daemon does not manage it."""
-    return json_response(request.app[DAEMON].supervisor.get(_ccid(request)).to_json())
+    daemon = request.app[DAEMON]
+    daemon.check_table()
+    return json_response(daemon.supervisor.get(_ccid(request)).to_json())
 
 
 async def stop(request: web.Request) -> web.Response:
     """Stop (timeout), kill, remove, as Fabric's stopInternal."""
     daemon = request.app[DAEMON]
+    daemon.check_table()
     grace = _int(request, "timeout", 10)
     cc = await daemon.supervisor.stop(
         _ccid(request), grace=grace, dontremove=_bool(request, "dontremove")
@@ -263,6 +268,7 @@ async def stop(request: web.Request) -> web.Response:
 async def wait(request: web.Request) -> web.Response:
     """Block until the chaincode's container exits; its exit code."""
     daemon = request.app[DAEMON]
+    daemon.check_table()
     ccid = _ccid(request)
     daemon.supervisor.get(ccid)  # 404 before blocking
     code = await daemon.long_poll(daemon.supervisor.wait(ccid))
@@ -272,6 +278,7 @@ async def wait(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.StreamResponse:
     """The container's output as text, followed until it ends with ``?follow=1``."""
     daemon = request.app[DAEMON]
+    daemon.check_table()
     ccid = _ccid(request)
     daemon.supervisor.get(ccid)
     raw_tail = request.query.get("tail", "all")

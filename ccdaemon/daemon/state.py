@@ -70,6 +70,21 @@ class Daemon:
                 f"the daemon is starting: engine at {self.engine.endpoint} not reached yet",
             )
 
+    def check_table(self) -> None:
+        """Refuse questions about chaincodes until an earlier run's are re-adopted.
+
+        Before then the table is not whole: a chaincode still running from the last run
+        would be answered 404 unknown, and an external builder's ``run`` would take that
+        as final and abandon it.
+
+        Raises:
+            APIError: 503 ``starting``.
+        """
+        if not self.ready.is_set():
+            raise APIError(
+                503, "starting", "the daemon is starting: chaincodes are not re-adopted yet"
+            )
+
     async def long_poll(self, work: Awaitable[T]) -> T:
         """Run a long wait that shutdown may end.
 

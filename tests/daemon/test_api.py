@@ -366,6 +366,12 @@ async def test_clients_that_leave_on_their_last_line_cause_no_error(
     async with run.start(detach=False) as stream:
         while await stream.read_out() is not None:
             pass
+
+    async def logged() -> bool:  # the engine's log file may lag behind the exec
+        status, text = await daemon.call("GET", path(ccid) + "/logs")
+        return status == 200 and "the-last-line" in text
+
+    await poll(logged)
     request = f"GET {path(ccid)}/logs HTTP/1.1\r\nHost: ccdaemon\r\n\r\n".encode()
     for _ in range(EARLY_LEAVERS):
         with anyio.fail_after(HANG_GUARD):

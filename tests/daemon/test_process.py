@@ -339,7 +339,8 @@ async def test_engine_absent_at_start_then_healthy_without_restart(
 ) -> None:
     """Without an engine the API answers 503; once it appears: healthy, then READY=1.
 
-    Health and launch answer 503 engine_unavailable meanwhile; no restart is needed.
+    Health and launch answer 503 engine_unavailable meanwhile, the chaincode routes 503
+    starting; no restart is needed.
     """
     later = spawner.directory / "engine.sock"
     notify = spawner.notify_socket()
@@ -352,6 +353,17 @@ async def test_engine_absent_at_start_then_healthy_without_restart(
     assert (status, body["error"]["code"]) == (503, "engine_unavailable"), body
     status, body = await daemon.call("POST", "/v1/chaincodes", launch_body(ccid(1)))
     assert (status, body["error"]["code"]) == (503, "engine_unavailable"), body
+    # Not a final 404: a chaincode of the last run may be re-adopted in a moment, and
+    # the external builder's run asks again on 503.
+    for method, route in [
+        ("POST", chaincode_path(ccid(1)) + "/wait"),
+        ("GET", chaincode_path(ccid(1))),
+        ("GET", chaincode_path(ccid(1)) + "/logs"),
+        ("DELETE", chaincode_path(ccid(1))),
+        ("GET", "/v1/chaincodes"),
+    ]:
+        status, body = await daemon.call(method, route)
+        assert (status, body["error"]["code"]) == (503, "starting"), (route, body)
     await daemon.wait_log("waiting for the engine")
     assert not notify.has("READY=1")
     assert any(
