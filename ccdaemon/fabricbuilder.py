@@ -509,8 +509,8 @@ def _tar(files: Sequence[tuple[str, bytes, int]]) -> bytes:
 
 
 def _gzip(data: bytes) -> bytes:
-    # Level 1: the package only travels to the daemon on this host; level 9 cost seconds
-    # on a 28 MB vendored Go module for a few percent of size.
+    # Level 1: the package only travels to the daemon on this host. On the 15 MB tar of
+    # the shim's vendor tree, level 9 took 2.4 s and level 1 0.16 s, for 25% more bytes.
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 
