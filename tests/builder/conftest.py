@@ -24,12 +24,10 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +39,7 @@ from ccdaemon.engine import Engine, archive
 from ccdaemon.fabricbuilder import RECORD_FILE, STEPS
 from tests.conftest import DEFAULT_ENGINE, ROOT
 from tests.daemon.conftest import remove_instance
-from tests.daemon.process import clean_env
+from tests.fabric.conftest import Daemon
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
@@ -282,46 +280,6 @@ def install(peer: Peer, package: bytes) -> Installed:
     return Installed(package_id(package), src, bld, release, detected, built, released)
 
 
-@dataclass
-class SharedDaemon:
-    """The folder's daemon process: its socket, instance label, log and configuration.
-
-    A test may ``kill`` it and ``start`` it again on the same configuration, as systemd
-    restarts a daemon; the next test finds it running.
-    """
-
-    socket: Path
-    instance: str
-    log: Path
-    config: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start ``ccdaemon serve`` and wait until health answers."""
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [CCDAEMON, "serve", "--config", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=clean_env(),
-            )
-        deadline = time.monotonic() + 30
-        while subprocess.run(
-            [CCDAEMON, "health", "--socket", str(self.socket)], check=False, capture_output=True
-        ).returncode:
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.1)
-
-    def kill(self, signum: int = signal.SIGTERM) -> None:
-        """Send ``signum`` and wait for the process to end."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signum)
-            self.process.wait(30)
-        self.process = None
-
-
 def _private_directory() -> Path:
     # Short, under /tmp: Unix socket paths are limited to 107 bytes.
     path = Path(tempfile.mkdtemp(prefix="ccdp-", dir="/tmp"))
@@ -330,7 +288,7 @@ def _private_directory() -> Path:
 
 
 @pytest.fixture(scope="package")
-def shared_daemon(engine_sockets: dict[str, str]) -> Iterator[SharedDaemon]:
+def shared_daemon(engine_sockets: dict[str, str]) -> Iterator[Daemon]:
     """``ccdaemon serve`` on the default engine; its containers and images go afterwards."""
     engine_socket = engine_sockets[DEFAULT_ENGINE]
     subprocess.run(
@@ -348,12 +306,12 @@ def shared_daemon(engine_sockets: dict[str, str]) -> Iterator[SharedDaemon]:
         'attach_stdout = true\n[runtime.host_config]\nNetworkMode = "host"\n'
         "[policy]\nmemory = 268435456\n"
     )
-    daemon = SharedDaemon(socket, instance, directory / "daemon.log", config)
+    daemon = Daemon(directory, instance, config)
     try:
         daemon.start()
         yield daemon
     finally:
-        daemon.kill()
+        daemon.stop()
         asyncio.run(_remove_instance(engine_socket, instance))
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -389,7 +347,7 @@ def peer_env(socket: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="package")
-def installed(builder: Path, shared_daemon: SharedDaemon) -> Iterator[Installed]:
+def installed(builder: Path, shared_daemon: Daemon) -> Iterator[Installed]:
     """The Go package installed on a peer of the shared daemon: its image is built."""
     root = _private_directory()
     done = install(Peer(builder, root, peer_env(shared_daemon.socket)), go_package())
@@ -414,7 +372,7 @@ async def bare_peer(builder: Path) -> AsyncIterator[Peer]:
 
 
 @pytest.fixture
-def peer(bare_peer: Peer, shared_daemon: SharedDaemon) -> Peer:
+def peer(bare_peer: Peer, shared_daemon: Daemon) -> Peer:
     """A peer configured with the builder and the shared daemon."""
     bare_peer.env["CCDAEMON_SOCKET"] = str(shared_daemon.socket)
     return bare_peer

@@ -26,7 +26,6 @@ from tests.builder.conftest import (
     INDEX,
     Installed,
     Peer,
-    SharedDaemon,
     chaincode_json,
     go_package,
     install,
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ccdaemon.engine import Engine
+    from tests.fabric.conftest import Daemon
 
 HANG_GUARD = 120
 TLS_DIR = "/etc/hyperledger/fabric"
@@ -51,7 +51,7 @@ def own_ccid(installed: Installed, tag: str) -> str:
 
 
 async def test_install_builds_the_image_once_and_releases_the_indexes(
-    peer: Peer, installed: Installed, shared_daemon: SharedDaemon, engine: Engine
+    peer: Peer, installed: Installed, shared_daemon: Daemon, engine: Engine
 ) -> None:
     """The peer's install: detect claims, build has the daemon build, release gives indexes.
 
@@ -185,7 +185,7 @@ AWAY = 65.0
 
 
 async def test_run_outlives_a_long_daemon_absence_and_still_reports_the_exit(
-    peer: Peer, installed: Installed, shared_daemon: SharedDaemon, engine: Engine
+    peer: Peer, installed: Installed, shared_daemon: Daemon, engine: Engine
 ) -> None:
     """The daemon killed for over a minute: ``run`` waits on, the chaincode serves on.
 
@@ -199,7 +199,7 @@ async def test_run_outlives_a_long_daemon_absence_and_still_reports_the_exit(
         with anyio.fail_after(HANG_GUARD):
             _, writer = await listener.reports.get()
             told = await _stderr_until(process, "waiting for it to exit")
-        shared_daemon.kill(signal.SIGKILL)
+        shared_daemon.stop(signal.SIGKILL)
         try:
             await anyio.sleep(AWAY)
             still_waiting = process.returncode is None
@@ -238,7 +238,7 @@ BROKEN = [
 
 
 async def test_broken_chaincode_json_fails_run_with_a_clear_message_and_launches_nothing(
-    peer: Peer, installed: Installed, shared_daemon: SharedDaemon, engine: Engine
+    peer: Peer, installed: Installed, shared_daemon: Daemon, engine: Engine
 ) -> None:
     """Each broken chaincode.json: ``run`` exits 1 naming the file and fault; nothing runs."""
     for content, message in BROKEN:

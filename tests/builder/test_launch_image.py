@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     import aiodocker
 
     from ccdaemon.engine import Engine
-    from tests.builder.conftest import Installed, SharedDaemon
+    from tests.builder.conftest import Installed
+    from tests.fabric.conftest import Daemon
 
 
 def body(ccid: str, **extra: object) -> dict[str, object]:
@@ -36,7 +37,7 @@ def body(ccid: str, **extra: object) -> dict[str, object]:
     ],
 )
 async def test_launch_with_an_image_the_daemon_did_not_build_is_refused_creating_nothing(
-    shared_daemon: SharedDaemon,
+    shared_daemon: Daemon,
     docker: aiodocker.Docker,
     image: str,
     extra: dict[str, object],
@@ -54,7 +55,7 @@ async def test_launch_with_an_image_the_daemon_did_not_build_is_refused_creating
 
 
 async def test_launch_with_the_image_the_daemon_built_runs_it_under_the_chaincodes_name(
-    shared_daemon: SharedDaemon, installed: Installed, engine: Engine
+    shared_daemon: Daemon, installed: Installed, engine: Engine
 ) -> None:
     """The image built at install runs as the launch's chaincode, in its own container."""
     image = installed.record()["image"]

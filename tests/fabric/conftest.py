@@ -74,7 +74,11 @@ async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 @dataclass
 class Daemon:
-    """The folder's ``ccdaemon serve`` process: socket, instance label, log, configuration."""
+    """One ``ccdaemon serve`` process: socket, instance label, log, configuration.
+
+    The real-peer and builder folders each run one. A test may ``stop`` it and
+    ``start`` it again on the same configuration, as systemd restarts a daemon.
+    """
 
     directory: Path
     instance: str
@@ -97,7 +101,7 @@ class Daemon:
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
         with self.log.open("ab") as output:
-            output.write(f"--- fabric tests: daemon start {self.starts}\n".encode())
+            output.write(f"--- ccdaemon serve, start {self.starts}\n".encode())
             output.flush()
             self.process = subprocess.Popen(
                 [CCDAEMON, "serve", "--config", str(self.config)],
