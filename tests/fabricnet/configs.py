@@ -302,16 +302,17 @@ def core_yaml(
     *,
     data: Path,
     network_id: str,
-    builder: Path,
+    builder: Path | None,
     vm_endpoint: str,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The release's core.yaml, set for this peer.
 
     ``chaincode.externalBuilders`` names only ccdaemon's builder at ``builder``, which gets
-    ``CCDAEMON_SOCKET`` from the peer's environment; ``vm.endpoint`` is ``vm_endpoint``
-    (a socket that does not exist: the peer never needs an engine). ``overrides`` maps
-    dotted keys (``chaincode.startuptimeout``) to values set last.
+    ``CCDAEMON_SOCKET`` from the peer's environment; with ``builder`` None it names none,
+    and the peer builds and runs chaincode with its own Docker controller. ``vm.endpoint``
+    is ``vm_endpoint``. ``overrides`` maps dotted keys (``chaincode.startuptimeout``) to
+    values set last.
     """
     config: dict[str, Any] = yaml.safe_load((dist.sampleconfig / "core.yaml").read_text())
     tls = crypto.peer_node / "tls"
@@ -345,9 +346,17 @@ def core_yaml(
         clientRootCAs={"files": [str(tls / "ca.crt")]},
     )
     peer["BCCSP"]["SW"]["FileKeyStore"]["KeyStore"] = None
-    config["chaincode"]["externalBuilders"] = [
-        {"name": BUILDER_NAME, "path": str(builder), "propagateEnvironment": ["CCDAEMON_SOCKET"]}
-    ]
+    config["chaincode"]["externalBuilders"] = (
+        []
+        if builder is None
+        else [
+            {
+                "name": BUILDER_NAME,
+                "path": str(builder),
+                "propagateEnvironment": ["CCDAEMON_SOCKET"],
+            }
+        ]
+    )
     config["vm"]["endpoint"] = vm_endpoint
     config["operations"]["listenAddress"] = f"127.0.0.1:{ports.peer_operations}"
     config["metrics"]["provider"] = "prometheus"

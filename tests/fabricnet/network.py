@@ -6,9 +6,12 @@ to the channel with ``osnadmin``, starts the peer and joins it with ``peer chann
 join``; ``down`` stops both by PID. The peer CLI helpers run as the org's admin and
 return stdout, raising ``CLIError`` (with stderr) when the CLI fails.
 
-The peer's only builder is ccdaemon's, which reaches the daemon at the
+By default the peer's only builder is ccdaemon's, which reaches the daemon at the
 ``daemon_socket`` given to ``create`` (the peer's ``CCDAEMON_SOCKET``); its
 ``vm.endpoint`` names a socket that does not exist, so the peer never reaches an engine.
+Given an ``engine`` instead, the peer has no external builder and builds and runs
+chaincode with its own Docker controller at that ``vm.endpoint`` (an engine, or
+ccdaemon's Docker-API front); ``standin_images`` names the images it will ask for.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ START_TIMEOUT = 60.0
 CLI_TIMEOUT = 120.0
 INSTALL_TIMEOUT = 600.0
 STATE_FILE = "network.json"
+#: The Go builder and runtime stand-ins (scripts/images) for the peer's own controller.
+GO_BUILDER = "localhost/ccdaemon/goenv:1.24"
+GO_RUNTIME = "localhost/ccdaemon/baseos:1"
 _SANITIZE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
@@ -98,7 +104,10 @@ class Network:
         ports: the ports of the two programs.
         network_id: the peer's ``peer.networkId`` (unique, so container names are).
         channel: the channel's name.
-        daemon_socket: the daemon the peer's builder talks to (``CCDAEMON_SOCKET``).
+        daemon_socket: the daemon the peer's builder talks to (``CCDAEMON_SOCKET``);
+            None when the peer uses its own Docker controller.
+        engine: the ``vm.endpoint`` of the peer's own Docker controller; None when the
+            peer's only builder is ccdaemon's.
     """
 
     dist: Distribution
@@ -107,7 +116,8 @@ class Network:
     ports: configs.Ports
     network_id: str
     channel: str
-    daemon_socket: Path
+    daemon_socket: Path | None
+    engine: str | None = None
     orderer: Program = field(init=False)
     peer: Program = field(init=False)
 
@@ -134,7 +144,7 @@ class Network:
                 "HOME": str(self.home),
                 "FABRIC_CFG_PATH": str(self.peer_config),
                 "FABRIC_LOGGING_SPEC": "info",
-                "CCDAEMON_SOCKET": str(self.daemon_socket),
+                **({"CCDAEMON_SOCKET": str(self.daemon_socket)} if self.daemon_socket else {}),
             },
             self.logs / "peer.log",
             self.scratch,
@@ -184,8 +194,8 @@ class Network:
 
     @property
     def vm_endpoint(self) -> str:
-        """The peer's ``vm.endpoint``: a socket path where nothing is, or ever will be."""
-        return f"unix://{self.scratch / 'no-engine' / 'docker.sock'}"
+        """The peer's ``vm.endpoint``: ``engine``, else a socket where nothing ever is."""
+        return self.engine or f"unix://{self.scratch / 'no-engine' / 'docker.sock'}"
 
     @property
     def peer_address(self) -> str:
@@ -197,6 +207,19 @@ class Network:
         """The orderer's address for clients."""
         return f"127.0.0.1:{self.ports.orderer}"
 
+    def standin_images(self) -> dict[str, str]:
+        """The builder and runtime images the peer's own controller names, by stand-in.
+
+        The stock core.yaml names ``$(DOCKER_NS)/fabric-ccenv:$(TWO_DIGIT_VERSION)`` and
+        ``$(DOCKER_NS)/fabric-baseos:$(TWO_DIGIT_VERSION)``; tag the stand-ins (values)
+        with these names (keys) on the engine before the peer runs, or the engine pulls.
+        """
+        two_digits = ".".join(self.dist.release.version.split(".")[:2])
+        return {
+            f"hyperledger/fabric-ccenv:{two_digits}": GO_BUILDER,
+            f"hyperledger/fabric-baseos:{two_digits}": GO_RUNTIME,
+        }
+
     def log_files(self) -> dict[str, Path]:
         """Every log of the network, by program."""
         return {program.name: program.log for program in (self.orderer, self.peer)}
@@ -206,8 +229,9 @@ class Network:
     @classmethod
     def create(
         cls,
-        daemon_socket: Path,
+        daemon_socket: Path | None,
         *,
+        engine: str | None = None,
         version: str = DEFAULT_VERSION,
         scratch: Path | None = None,
         channel: str = DEFAULT_CHANNEL,
@@ -216,15 +240,25 @@ class Network:
         """Lay out a new network in ``scratch`` (default: a fresh directory under /tmp).
 
         Nothing runs yet: ``up`` starts it. ``core_overrides`` are dotted core.yaml keys
-        set last (``{"chaincode.startuptimeout": "120s"}``).
+        set last (``{"chaincode.startuptimeout": "120s"}``). With ``engine`` (a
+        ``vm.endpoint``), the peer builds and runs chaincode itself there.
         """
+        if (daemon_socket is None) == (engine is None):
+            raise KitError("give the peer either ccdaemon's builder (a daemon) or an engine")
         dist = distribution(version)
         scratch = scratch or Path(tempfile.mkdtemp(prefix="ccfn-", dir="/tmp"))
         scratch.mkdir(parents=True, exist_ok=True)
         crypto = configs.crypto(dist)
         ports = configs.Ports(*free_ports(6))
         network = cls(
-            dist, scratch, crypto, ports, f"fn{secrets.token_hex(3)}", channel, daemon_socket
+            dist,
+            scratch,
+            crypto,
+            ports,
+            f"fn{secrets.token_hex(3)}",
+            channel,
+            daemon_socket,
+            engine,
         )
         network.layout(core_overrides or {})
         return network
@@ -233,15 +267,16 @@ class Network:
         """Write configs, the builder and the genesis block; make the directories."""
         for directory in (self.logs, self.home, self.peer_data, self.scratch / "no-engine"):
             directory.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run(
-            [CCDAEMON, "install-builder", str(self.builder)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if installed.returncode:
-            raise KitError(f"ccdaemon install-builder failed: {installed.stderr}")
+        if self.engine is None:
+            installed = subprocess.run(
+                [CCDAEMON, "install-builder", str(self.builder)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if installed.returncode:
+                raise KitError(f"ccdaemon install-builder failed: {installed.stderr}")
         configs.write_yaml(
             self.orderer_config / "orderer.yaml",
             configs.orderer_yaml(self.dist, self.crypto, self.ports, self.scratch / "orderer"),
@@ -254,7 +289,7 @@ class Network:
                 self.ports,
                 data=self.peer_data,
                 network_id=self.network_id,
-                builder=self.builder,
+                builder=self.builder if self.engine is None else None,
                 vm_endpoint=self.vm_endpoint,
                 overrides=core_overrides,
             ),
@@ -362,7 +397,8 @@ class Network:
             "ports": asdict(self.ports),
             "network_id": self.network_id,
             "channel": self.channel,
-            "daemon_socket": str(self.daemon_socket),
+            "daemon_socket": str(self.daemon_socket) if self.daemon_socket else None,
+            "engine": self.engine,
             "pids": {"orderer": self.orderer.pid, "peer": self.peer.pid},
         }
         (self.scratch / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
@@ -382,7 +418,8 @@ class Network:
             configs.Ports(**state["ports"]),
             state["network_id"],
             state["channel"],
-            Path(state["daemon_socket"]),
+            Path(state["daemon_socket"]) if state["daemon_socket"] else None,
+            state.get("engine"),
         )
         for program in (network.orderer, network.peer):
             pid = state["pids"].get(program.name)
