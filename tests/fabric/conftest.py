@@ -237,7 +237,7 @@ class Fabric:
 
         if await call(state) not in {"running", "launching"}:
             with contextlib.suppress(CLIError):
-                await call(self.net.query, KV_NAME, "variant")
+                await call(self.net.admin.query, KV_NAME, "variant")
         await call(wait_for, running, within=within, what=f"{ccid} to run")
         container_id = (await call(self.daemon.ps))[ccid]["container_id"]
         assert isinstance(container_id, str)
@@ -355,13 +355,13 @@ def deploy_kv(net: Network) -> KV:
         steps[f"{name}_seconds"] = time.monotonic() - began
         return result
 
-    package = timed("package", lambda: net.package("kv_1", variant="v1"))
-    package_id = timed("install", lambda: net.install(package))
-    steps["installed"] = net.queryinstalled()
-    timed("approve", lambda: net.approve(KV_NAME, package_id, sequence=1))
-    timed("commit", lambda: net.commit(KV_NAME, sequence=1))
-    steps["committed"] = net.querycommitted(KV_NAME)
-    steps["init"] = timed("init", lambda: net.invoke(KV_NAME, "init", is_init=True))
+    package = timed("package", lambda: net.admin.package("kv_1", variant="v1"))
+    package_id = timed("install", lambda: net.admin.install(package))
+    steps["installed"] = net.admin.queryinstalled()
+    timed("approve", lambda: net.admin.approve(KV_NAME, package_id, sequence=1))
+    timed("commit", lambda: net.admin.commit(KV_NAME, sequence=1))
+    steps["committed"] = net.admin.querycommitted(KV_NAME)
+    steps["init"] = timed("init", lambda: net.admin.invoke(KV_NAME, "init", is_init=True))
     return KV(package_id, 1, "v1", steps)
 
 

@@ -127,13 +127,13 @@ async def test_install_approve_commit_init_invoke_query(
     endpoint = net.vm_endpoint.removeprefix("unix://")
     assert not await call(Path(endpoint).exists)
 
-    assert await call(net.query, KV_NAME, "initialised") == "true"
-    assert await call(net.query, KV_NAME, "get", "greeting") == "hello"
-    assert (await call(net.invoke, KV_NAME, "put", "colour", "blue")).status == 200
-    assert await call(net.query, KV_NAME, "get", "colour") == "blue"
-    await call(net.invoke, KV_NAME, "del", "colour")
+    assert await call(net.admin.query, KV_NAME, "initialised") == "true"
+    assert await call(net.admin.query, KV_NAME, "get", "greeting") == "hello"
+    assert (await call(net.admin.invoke, KV_NAME, "put", "colour", "blue")).status == 200
+    assert await call(net.admin.query, KV_NAME, "get", "colour") == "blue"
+    await call(net.admin.invoke, KV_NAME, "del", "colour")
     with pytest.raises(CLIError, match="no such key: colour"):
-        await call(net.query, KV_NAME, "get", "colour")
+        await call(net.admin.query, KV_NAME, "get", "colour")
 
     # Fabric's name for the peer's chaincode: <networkId>-<peer id>-<package id sanitised>.
     name = container_name(net.network_id, PEER_ID, kv.package_id)
@@ -148,7 +148,7 @@ async def test_install_approve_commit_init_invoke_query(
     assert image["Config"]["Labels"]["ccdaemon.instance"] == daemon.instance
 
     text = f"said-{secrets.token_hex(4)}"
-    assert await call(net.query, KV_NAME, "say", text) == text
+    assert await call(net.admin.query, KV_NAME, "say", text) == text
     logs: list[str] = []
 
     async def said() -> bool:
@@ -171,25 +171,25 @@ async def test_upgrade_to_sequence_two_replaces_the_container(
     """
     net, daemon = fabric.net, fabric.daemon
     old = dataclasses.replace(fabric.kv)
-    await call(net.invoke, KV_NAME, "put", "before-upgrade", old.variant)
+    await call(net.admin.invoke, KV_NAME, "put", "before-upgrade", old.variant)
     old_container = old.container(net)
     old_image = await image_of(docker, old_container)
 
     sequence, variant = old.sequence + 1, f"v{old.sequence + 1}"
-    package = await call(net.package, f"kv_{sequence}", variant=variant)
-    package_id = await call(net.install, package)
+    package = await call(net.admin.package, f"kv_{sequence}", variant=variant)
+    package_id = await call(net.admin.install, package)
     assert package_id != old.package_id
-    installed = {item["package_id"] for item in await call(net.queryinstalled)}
+    installed = {item["package_id"] for item in await call(net.admin.queryinstalled)}
     assert {old.package_id, package_id} <= installed
-    await call(net.deploy, KV_NAME, package_id, sequence=sequence)
+    await call(net.admin.deploy, KV_NAME, package_id, sequence=sequence)
     fabric.kv.package_id, fabric.kv.sequence, fabric.kv.variant = package_id, sequence, variant
 
     with pytest.raises(CLIError, match="must call as init first"):
-        await call(net.invoke, KV_NAME, "get", "before-upgrade")
-    await call(net.invoke, KV_NAME, "init", "upgraded", "yes", is_init=True)
-    assert await call(net.query, KV_NAME, "variant") == variant
-    assert await call(net.query, KV_NAME, "get", "before-upgrade") == old.variant
-    assert await call(net.query, KV_NAME, "get", "upgraded") == "yes"
+        await call(net.admin.invoke, KV_NAME, "get", "before-upgrade")
+    await call(net.admin.invoke, KV_NAME, "init", "upgraded", "yes", is_init=True)
+    assert await call(net.admin.query, KV_NAME, "variant") == variant
+    assert await call(net.admin.query, KV_NAME, "get", "before-upgrade") == old.variant
+    assert await call(net.admin.query, KV_NAME, "get", "upgraded") == "yes"
 
     # The peer stopped the old package's chaincode (through run) and launched the new.
     await only_kv_running(fabric, docker)
@@ -203,7 +203,7 @@ async def test_upgrade_to_sequence_two_replaces_the_container(
     assert collected, "gc answered nothing"
     assert not await image_exists(docker, old_image)
     assert await image_exists(docker, await image_of(docker, fabric.kv.container(net)))
-    assert await call(net.query, KV_NAME, "variant") == variant
+    assert await call(net.admin.query, KV_NAME, "variant") == variant
 
 
 async def test_peer_restart_relaunches_through_run_without_a_rebuild(
@@ -217,7 +217,7 @@ async def test_peer_restart_relaunches_through_run_without_a_rebuild(
     net, daemon = fabric.net, fabric.daemon
     await fabric.ensure_running()
     value = secrets.token_hex(4)
-    await call(net.invoke, KV_NAME, "put", "restart", value)
+    await call(net.admin.invoke, KV_NAME, "put", "restart", value)
     name = fabric.kv.container(net)
     before = await docker.containers.get(name)
     peer_mark, daemon_mark = net.peer.mark(), daemon.mark()
@@ -237,7 +237,7 @@ async def test_peer_restart_relaunches_through_run_without_a_rebuild(
     launched = [line for line in daemon.text(daemon_mark).splitlines() if "launched" in line]
     assert len(launched) == 1, launched
     assert "(image built)" not in launched[0]
-    assert await call(net.query, KV_NAME, "get", "restart") == value
+    assert await call(net.admin.query, KV_NAME, "get", "restart") == value
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -255,14 +255,14 @@ async def test_daemon_restart_leaves_the_chaincode_serving_and_readopts_it(
     runs = net.run_processes()
     assert len(runs) == 1, runs
     before = f"before-{secrets.token_hex(4)}"
-    await call(net.query, KV_NAME, "say", before)
+    await call(net.admin.query, KV_NAME, "say", before)
     peer_mark = net.peer.mark()
     await call(daemon.stop, signum)
     daemon_mark = daemon.mark()
 
     value = secrets.token_hex(4)
-    await call(net.invoke, KV_NAME, "put", "daemonless", value)
-    assert await call(net.query, KV_NAME, "get", "daemonless") == value
+    await call(net.admin.invoke, KV_NAME, "put", "daemonless", value)
+    assert await call(net.admin.query, KV_NAME, "get", "daemonless") == value
     assert all(alive(pid) for pid, _ in runs)
     assert (await docker.containers.get(fabric.kv.container(net)))["State"]["Running"]
 
@@ -277,10 +277,10 @@ async def test_daemon_restart_leaves_the_chaincode_serving_and_readopts_it(
     assert net.run_processes() == runs  # the same run, still waiting on the daemon
     await in_log(net.peer.text, peer_mark, "lost the daemon while waiting", within=10)
     after = f"after-{secrets.token_hex(4)}"
-    await call(net.query, KV_NAME, "say", after)
+    await call(net.admin.query, KV_NAME, "say", after)
     await in_log(daemon.text, daemon_mark, after, within=10)
     assert before not in daemon.text(daemon_mark), "the relay repeated a line from before"
-    assert await call(net.query, KV_NAME, "get", "daemonless") == value
+    assert await call(net.admin.query, KV_NAME, "get", "daemonless") == value
     await only_kv_running(fabric, docker)
 
 
@@ -295,7 +295,7 @@ async def test_chaincode_killed_through_the_engine_is_relaunched_by_the_next_inv
     net, daemon = fabric.net, fabric.daemon
     first = await fabric.ensure_running()
     value = secrets.token_hex(4)
-    await call(net.invoke, KV_NAME, "put", "survivor", value)
+    await call(net.admin.invoke, KV_NAME, "put", "survivor", value)
     name = fabric.kv.container(net)
 
     peer_mark = net.peer.mark()
@@ -304,17 +304,17 @@ async def test_chaincode_killed_through_the_engine_is_relaunched_by_the_next_inv
     listed = (await call(daemon.ps))[fabric.kv.package_id]
     assert (listed["state"], listed["exit_code"]) == ("exited", 137)
 
-    await call(net.invoke, KV_NAME, "put", "relaunched", "1")
+    await call(net.admin.invoke, KV_NAME, "put", "relaunched", "1")
     second = await fabric.ensure_running()
     assert second != first
-    assert await call(net.query, KV_NAME, "get", "survivor") == value
+    assert await call(net.admin.query, KV_NAME, "get", "survivor") == value
 
     peer_mark = net.peer.mark()
     with pytest.raises(CLIError):
-        await call(net.invoke, KV_NAME, "exit", "3")
+        await call(net.admin.invoke, KV_NAME, "exit", "3")
     await run_reported(fabric, peer_mark, 3)
     assert (await call(daemon.ps))[fabric.kv.package_id]["exit_code"] == 3
-    assert await call(net.query, KV_NAME, "get", "relaunched") == "1"
+    assert await call(net.admin.query, KV_NAME, "get", "relaunched") == "1"
     assert await fabric.ensure_running() not in {first, second}
     await only_kv_running(fabric, docker)
 
@@ -347,7 +347,7 @@ async def test_image_collected_while_the_peer_is_down_is_rebuilt_at_the_next_lau
     assert len(launched) == 1, launched
     new_image = await image_of(docker, name)
     assert new_image != old_image
-    assert await call(net.query, KV_NAME, "variant") == fabric.kv.variant
+    assert await call(net.admin.query, KV_NAME, "variant") == fabric.kv.variant
     await only_kv_running(fabric, docker)
 
 
@@ -361,17 +361,17 @@ async def test_two_chaincodes_installed_and_invoked_at_once(
     answers: dict[str, Any] = {}
 
     async def bring_up(chaincode: str) -> None:
-        package = await call(net.package, f"{chaincode}_1", variant=chaincode)
-        package_ids[chaincode] = await call(net.install, package)
-        await call(net.deploy, chaincode, package_ids[chaincode])
+        package = await call(net.admin.package, f"{chaincode}_1", variant=chaincode)
+        package_ids[chaincode] = await call(net.admin.install, package)
+        await call(net.admin.deploy, chaincode, package_ids[chaincode])
 
     async def use(chaincode: str) -> None:
-        await call(net.invoke, chaincode, "init", "who", chaincode, is_init=True)
-        await call(net.invoke, chaincode, "put", "shared-key", chaincode)
+        await call(net.admin.invoke, chaincode, "init", "who", chaincode, is_init=True)
+        await call(net.admin.invoke, chaincode, "put", "shared-key", chaincode)
         answers[chaincode] = (
-            await call(net.query, chaincode, "get", "shared-key"),
-            await call(net.query, chaincode, "variant"),
-            await call(net.query, chaincode, "get", "who"),
+            await call(net.admin.query, chaincode, "get", "shared-key"),
+            await call(net.admin.query, chaincode, "variant"),
+            await call(net.admin.query, chaincode, "get", "who"),
         )
 
     async with anyio.create_task_group() as group:
@@ -387,4 +387,4 @@ async def test_two_chaincodes_installed_and_invoked_at_once(
     await only_kv_running(fabric, docker, *twins)
     listed = await call(daemon.ps)
     assert all(listed[package_ids[c]]["state"] == "running" for c in names)
-    assert await call(net.query, KV_NAME, "variant") == fabric.kv.variant
+    assert await call(net.admin.query, KV_NAME, "variant") == fabric.kv.variant

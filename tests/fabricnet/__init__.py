@@ -6,25 +6,21 @@ channel from ``configtxgen`` joined through the channel participation API, and t
 only chaincode builder ccdaemon's external builder. From a fixture::
 
     with Network.create(daemon_socket) as net:     # up on enter, down on exit
-        package = net.package("kv_1")
-        package_id = net.install(package)          # the daemon builds the image
-        net.deploy("kv", package_id)
-        net.invoke("kv", "init", is_init=True)
-        assert net.query("kv", "get", "greeting") == "hello"
+        package = net.admin.package("kv_1")
+        package_id = net.admin.install(package)    # the daemon builds the image
+        net.admin.deploy("kv", package_id)
+        net.admin.invoke("kv", "init", is_init=True)
+        assert net.admin.query("kv", "get", "greeting") == "hello"
 
 From a shell: ``python -m tests.fabricnet up|down|status`` (see ``__main__``).
 """
 
+from tests.fabricnet.admin import Admin, CLIError, Invoked, package_id
 from tests.fabricnet.dist import KitError, distribution, go_root
-from tests.fabricnet.network import (
-    CLIError,
-    Invoked,
-    Network,
-    container_name,
-    package_id,
-)
+from tests.fabricnet.network import Network, container_name
 
 __all__ = [
+    "Admin",
     "CLIError",
     "Invoked",
     "KitError",

@@ -87,7 +87,7 @@ def up(directory: Path, socket: Path, version: str) -> int:
     show(f"  the peer's builder uses the daemon at {socket}")
     show(f"  logs: {network.logs}/{{orderer,peer}}.log")
     show("The peer CLI as Org1's admin:")
-    for name, value in network.cli_env().items():
+    for name, value in network.admin.cli_env().items():
         show(f"  export {name}={shlex.quote(value)}")
     show(f"  {network.dist.program('peer')} channel list")
     return 0
@@ -112,16 +112,16 @@ def demo(network: Network) -> int:
 
     name = f"demo{int(time.time()) % 100000}"
     say(f"packaging the test chaincode as {name}_1 with `peer lifecycle chaincode package`")
-    package = network.package(f"{name}_1", variant=name)
+    package = network.admin.package(f"{name}_1", variant=name)
     say("installing: the peer runs ccdaemon's builder, and the daemon builds the image")
-    package_id = network.install(package)
+    package_id = network.admin.install(package)
     say(f"installed {package_id}; approving and committing {name} (--init-required)")
-    network.deploy(name, package_id)
+    network.admin.deploy(name, package_id)
     say("invoking init (--isInit): the peer launches the chaincode through the daemon")
-    network.invoke(name, "init", "greeting", "hello from ccdaemon", is_init=True)
-    say(f"query get greeting -> {network.query(name, 'get', 'greeting')}")
-    network.invoke(name, "put", "answer", "42")
-    say(f"query get answer   -> {network.query(name, 'get', 'answer')}")
+    network.admin.invoke(name, "init", "greeting", "hello from ccdaemon", is_init=True)
+    say(f"query get greeting -> {network.admin.query(name, 'get', 'greeting')}")
+    network.admin.invoke(name, "put", "answer", "42")
+    say(f"query get answer   -> {network.admin.query(name, 'get', 'answer')}")
     say("see it with: ccdaemon ps; ccdaemon logs " + package_id)
     return 0
 

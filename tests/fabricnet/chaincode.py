@@ -4,7 +4,7 @@ Only the chaincode's own source is in the repository. ``assemble`` makes the mod
 directory in scratch space: the source, ``go.mod`` (``module``, ``go 1.22`` and the
 shim closure's require block), the closure's ``vendor/`` tree, and ``variant.go``,
 which gives each package a variant of its own (same code, different package id).
-``Network.package`` then packages it with the real ``peer lifecycle chaincode package``.
+``Admin.package`` then packages it with the real ``peer lifecycle chaincode package``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``Network.create`` lays out a scratch directory (configs, crypto, the genesis block, the
 external builder from ``ccdaemon install-builder``); ``up`` starts the orderer, joins it
 to the channel with ``osnadmin``, starts the peer and joins it with ``peer channel
-join``; ``down`` stops both by PID. The peer CLI helpers run as the org's admin and
-return stdout, raising ``CLIError`` (with stderr) when the CLI fails.
+join``; ``down`` stops both by PID. The CLIs and the chaincode lifecycle are the org's
+admin's: ``network.admin`` (tests/fabricnet/admin.py).
 
 By default the peer's only builder is ccdaemon's, which reaches the daemon at the
 ``daemon_socket`` given to ``create`` (the peer's ``CCDAEMON_SOCKET``); its
@@ -16,81 +16,45 @@ ccdaemon's Docker-API front); ``standin_images`` names the images it will ask fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from tests.fabricnet import configs
-from tests.fabricnet.chaincode import assemble
-from tests.fabricnet.dist import Distribution, KitError, distribution, go_root
-from tests.fabricnet.procs import Program, children, free_ports, wait_for
+from tests.fabricnet.admin import Admin
+from tests.fabricnet.dist import Distribution, KitError, distribution
+from tests.fabricnet.procs import (
+    SYSTEM_PATH,
+    Program,
+    children,
+    free_ports,
+    healthz,
+    is_program,
+    metric,
+    wait_for,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from types import TracebackType
 
 DEFAULT_VERSION = "2.5.10"
 DEFAULT_CHANNEL = "ccdtest"
-#: A PATH of the system's own programs: no Go, no virtualenv.
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The console script of the Python environment running the kit.
 CCDAEMON = str(Path(sys.executable).parent / "ccdaemon")
 #: Seconds a program gets to be ready after it is started.
 START_TIMEOUT = 60.0
-#: Seconds a CLI call may take, by kind: installs build the chaincode.
-CLI_TIMEOUT = 120.0
-INSTALL_TIMEOUT = 600.0
 STATE_FILE = "network.json"
 #: The Go builder and runtime stand-ins (scripts/images) for the peer's own controller.
 GO_BUILDER = "localhost/ccdaemon/goenv:1.24"
 GO_RUNTIME = "localhost/ccdaemon/baseos:1"
-_SANITIZE = re.compile(r"[^a-zA-Z0-9_.-]")
-
-
-class CLIError(KitError):
-    """A peer or osnadmin command failed.
-
-    Attributes:
-        argv: the command.
-        code: its exit status.
-        stdout: what it printed on stdout.
-        stderr: what it printed on stderr (Fabric's CLIs log there).
-    """
-
-    def __init__(self, argv: Sequence[str], code: int, stdout: str, stderr: str) -> None:
-        self.argv = list(argv)
-        self.code = code
-        self.stdout = stdout
-        self.stderr = stderr
-        shown = " ".join(self.argv[:4])
-        super().__init__(f"{shown} ... exited with {code}:\n{stderr.strip()}\n{stdout.strip()}")
-
-
-@dataclass(frozen=True)
-class Invoked:
-    """What ``peer chaincode invoke`` said.
-
-    Attributes:
-        status: the chaincode's response status (200).
-        payload: the response payload as the CLI prints it (Go-quoted).
-        output: the CLI's whole stderr.
-    """
-
-    status: int
-    payload: str
-    output: str
 
 
 @dataclass
@@ -108,6 +72,7 @@ class Network:
             None when the peer uses its own Docker controller.
         engine: the ``vm.endpoint`` of the peer's own Docker controller; None when the
             peer's only builder is ccdaemon's.
+        admin: the org's admin, who runs the CLIs and the chaincode lifecycle.
     """
 
     dist: Distribution
@@ -120,6 +85,7 @@ class Network:
     engine: str | None = None
     orderer: Program = field(init=False)
     peer: Program = field(init=False)
+    admin: Admin = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.orderer = Program(
@@ -149,6 +115,7 @@ class Network:
             self.logs / "peer.log",
             self.scratch,
         )
+        self.admin = Admin(self)
 
     # --- layout -------------------------------------------------------------------
 
@@ -312,10 +279,10 @@ class Network:
                 within=START_TIMEOUT,
                 what="the orderer's /healthz",
             )
-            self._join_orderer()
+            self.admin.join_orderer(within=START_TIMEOUT)
             wait_for(
                 lambda: (
-                    self._metric(
+                    metric(
                         self.ports.orderer_operations,
                         f'consensus_etcdraft_is_leader{{channel="{self.channel}"}}',
                     )
@@ -325,12 +292,7 @@ class Network:
                 what="the orderer to lead the channel's raft",
             )
             self.start_peer()
-            self.peer_cli("channel", "join", "-b", str(self.genesis))
-            wait_for(
-                lambda: self.channel in self.peer_cli("channel", "list"),
-                within=START_TIMEOUT,
-                what="the peer to list the channel",
-            )
+            self.admin.join_peer(within=START_TIMEOUT)
         except BaseException:
             self.down()
             raise
@@ -423,336 +385,18 @@ class Network:
         )
         for program in (network.orderer, network.peer):
             pid = state["pids"].get(program.name)
-            if pid is not None and _is_program(pid, program.argv[0]):
+            if pid is not None and is_program(pid, program.argv[0]):
                 program.adopted = pid
         return network
 
-    # --- the CLIs -----------------------------------------------------------------
-
-    def cli_env(self, **extra: str) -> dict[str, str]:
-        """The peer CLI's environment: the org's admin, TLS to the peer."""
-        return {
-            "PATH": SYSTEM_PATH,
-            "HOME": str(self.home),
-            "FABRIC_CFG_PATH": str(self.peer_config),
-            "FABRIC_LOGGING_SPEC": "info",
-            "CORE_PEER_LOCALMSPID": configs.ORG_MSP,
-            "CORE_PEER_MSPCONFIGPATH": str(self.crypto.org_admin_msp),
-            "CORE_PEER_ADDRESS": self.peer_address,
-            "CORE_PEER_TLS_ENABLED": "true",
-            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.crypto.peer_ca),
-            **extra,
-        }
-
-    def peer_cli(
-        self, *args: str, timeout: float = CLI_TIMEOUT, env: Mapping[str, str] | None = None
-    ) -> str:
-        """Run ``peer ARGS`` as the org's admin; its stdout.
-
-        Raises:
-            CLIError: it exited non-zero (or ran longer than ``timeout``).
-        """
-        return self._run([self.dist.program("peer"), *args], env or self.cli_env(), timeout)[0]
-
-    def osnadmin(self, *args: str) -> str:
-        """Run ``osnadmin ARGS -o <admin> ...`` with the orderer org admin's TLS pair; stdout."""
-        tls = self.crypto.orderer_admin_tls
-        argv = [
-            self.dist.program("osnadmin"),
-            *args,
-            "-o",
-            f"127.0.0.1:{self.ports.orderer_admin}",
-            "--ca-file",
-            str(self.crypto.orderer_ca),
-            "--client-cert",
-            str(tls / "client.crt"),
-            "--client-key",
-            str(tls / "client.key"),
-        ]
-        return self._run(argv, {"PATH": SYSTEM_PATH, "HOME": str(self.home)}, CLI_TIMEOUT)[0]
-
-    def _orderer_args(self) -> list[str]:
-        return ["-o", self.orderer_address, "--tls", "--cafile", str(self.crypto.orderer_ca)]
-
-    def _peer_args(self) -> list[str]:
-        return [
-            "--peerAddresses",
-            self.peer_address,
-            "--tlsRootCertFiles",
-            str(self.crypto.peer_ca),
-        ]
-
-    # --- chaincode lifecycle -------------------------------------------------------
-
-    def package(self, label: str, *, variant: str = "v1") -> Path:
-        """Assemble the test chaincode (``variant``) and package it with the real peer CLI.
-
-        ``peer lifecycle chaincode package --lang golang`` runs ``go list``, so the Go of
-        ``go_root()`` is first on its PATH, offline (GOPROXY=off, local toolchain only).
-        """
-        sources = self.scratch / "chaincode"
-        module = assemble(self.dist, sources / f"{_SANITIZE.sub('_', label)}-src", variant=variant)
-        output = sources / f"{_SANITIZE.sub('_', label)}.tar.gz"
-        goroot = go_root()
-        env = self.cli_env(
-            PATH=f"{goroot / 'bin'}:{SYSTEM_PATH}",
-            GOROOT=str(goroot),
-            GOPATH=str(self.scratch / "gopath"),
-            GOCACHE=str(self.dist.cache / "gocache"),
-            GOPROXY="off",
-            GOFLAGS="-mod=vendor",
-            GOTOOLCHAIN="local",
-            CGO_ENABLED="0",
-        )
-        self.peer_cli(
-            "lifecycle",
-            "chaincode",
-            "package",
-            str(output),
-            "--path",
-            str(module),
-            "--lang",
-            "golang",
-            "--label",
-            label,
-            env=env,
-        )
-        return output
-
-    def install(self, package: Path) -> str:
-        """``peer lifecycle chaincode install``; the package id (label:sha256 of the file).
-
-        The install runs the builder's ``build``: the daemon builds the image now.
-        """
-        output = self._run(
-            [self.dist.program("peer"), "lifecycle", "chaincode", "install", str(package)],
-            self.cli_env(),
-            INSTALL_TIMEOUT,
-        )
-        found = re.search(r"Chaincode code package identifier: (\S+)", output[1])
-        pid = package_id(package)
-        if found is None or found[1] != pid:
-            raise KitError(f"install did not report package id {pid}:\n{output[1]}")
-        return pid
-
-    def queryinstalled(self) -> list[dict[str, Any]]:
-        """``peer lifecycle chaincode queryinstalled``: each installed package (JSON)."""
-        out = self.peer_cli("lifecycle", "chaincode", "queryinstalled", "--output", "json")
-        answer: dict[str, Any] = json.loads(out) if out.strip() else {}
-        installed: list[dict[str, Any]] = answer.get("installed_chaincodes", [])
-        return installed
-
-    def approve(
-        self,
-        name: str,
-        package_id: str,
-        *,
-        sequence: int = 1,
-        version: str | None = None,
-        init_required: bool = True,
-    ) -> None:
-        """``peer lifecycle chaincode approveformyorg`` for Org1 (waits for the commit)."""
-        self.peer_cli(
-            "lifecycle",
-            "chaincode",
-            "approveformyorg",
-            *self._orderer_args(),
-            "--channelID",
-            self.channel,
-            "--name",
-            name,
-            "--version",
-            version or str(sequence),
-            "--package-id",
-            package_id,
-            "--sequence",
-            str(sequence),
-            *(["--init-required"] if init_required else []),
-        )
-
-    def commit(
-        self,
-        name: str,
-        *,
-        sequence: int = 1,
-        version: str | None = None,
-        init_required: bool = True,
-    ) -> None:
-        """``peer lifecycle chaincode commit`` (waits for the peer to commit it)."""
-        self.peer_cli(
-            "lifecycle",
-            "chaincode",
-            "commit",
-            *self._orderer_args(),
-            "--channelID",
-            self.channel,
-            "--name",
-            name,
-            "--version",
-            version or str(sequence),
-            "--sequence",
-            str(sequence),
-            *(["--init-required"] if init_required else []),
-            *self._peer_args(),
-        )
-
-    def querycommitted(self, name: str) -> dict[str, Any]:
-        """``peer lifecycle chaincode querycommitted --name NAME`` (JSON)."""
-        out = self.peer_cli(
-            "lifecycle",
-            "chaincode",
-            "querycommitted",
-            "--channelID",
-            self.channel,
-            "--name",
-            name,
-            "--output",
-            "json",
-        )
-        answer: dict[str, Any] = json.loads(out)
-        return answer
-
-    def deploy(
-        self, name: str, package_id: str, *, sequence: int = 1, init_required: bool = True
-    ) -> None:
-        """Approve and commit ``package_id`` as chaincode ``name`` at ``sequence``."""
-        self.approve(name, package_id, sequence=sequence, init_required=init_required)
-        self.commit(name, sequence=sequence, init_required=init_required)
-
-    def invoke(self, name: str, *args: str, is_init: bool = False) -> Invoked:
-        """``peer chaincode invoke --waitForEvent`` of ``args`` (function first).
-
-        Raises:
-            CLIError: the invoke failed (the chaincode's error is in ``stderr``).
-        """
-        argv = [
-            self.dist.program("peer"),
-            "chaincode",
-            "invoke",
-            *self._orderer_args(),
-            "-C",
-            self.channel,
-            "-n",
-            name,
-            *self._peer_args(),
-            "-c",
-            json.dumps({"Args": list(args)}),
-            "--waitForEvent",
-            *(["--isInit"] if is_init else []),
-        ]
-        stderr = self._run(argv, self.cli_env(), CLI_TIMEOUT)[1]
-        found = re.search(r"result: status:(\d+)(?: payload:(\"(?:[^\"\\]|\\.)*\"))?", stderr)
-        if found is None:
-            raise KitError(f"invoke gave no result line:\n{stderr}")
-        return Invoked(int(found[1]), found[2] or '""', stderr)
-
-    def query(self, name: str, *args: str) -> str:
-        """``peer chaincode query`` of ``args``; the payload (stdout, less its newline).
-
-        Raises:
-            CLIError: the query failed (the chaincode's error is in ``stderr``).
-        """
-        out = self.peer_cli(
-            "chaincode",
-            "query",
-            "-C",
-            self.channel,
-            "-n",
-            name,
-            "-c",
-            json.dumps({"Args": list(args)}),
-        )
-        return out.removesuffix("\n")
-
     # --- helpers ----------------------------------------------------------------------
-
-    def _run(self, argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[str, str]:
-        try:
-            done = subprocess.run(
-                list(argv),
-                check=False,
-                capture_output=True,
-                text=True,
-                env=dict(env),
-                cwd=self.scratch,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CLIError(
-                argv, -1, _text(exc.stdout), f"timed out after {timeout:g} s\n" + _text(exc.stderr)
-            ) from None
-        if done.returncode:
-            raise CLIError(argv, done.returncode, done.stdout, done.stderr)
-        return done.stdout, done.stderr
-
-    def _join_orderer(self) -> None:
-        """``osnadmin channel join``, again while the admin listener is not up yet."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                self.osnadmin(
-                    "channel",
-                    "join",
-                    "--channelID",
-                    self.channel,
-                    "--config-block",
-                    str(self.genesis),
-                )
-            except CLIError as exc:
-                if "connection refused" not in exc.stderr or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-            else:
-                return
 
     def _orderer_healthy(self) -> bool:
         self.orderer.check_running()
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.ports.orderer_operations}/healthz", timeout=2
-            ) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def _metric(self, port: int, series: str) -> float | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-                text = answer.read().decode()
-        except (urllib.error.URLError, OSError):
-            return None
-        for line in text.splitlines():
-            if line.startswith(series + " "):
-                return float(line.split()[-1])
-        return None
-
-
-def package_id(package: Path) -> str:
-    """Fabric's package id: the label in metadata.json, then the file's SHA-256."""
-    with tarfile.open(package) as tar:
-        member = tar.extractfile("metadata.json")
-        if member is None:
-            raise KitError(f"{package} has no metadata.json")
-        label = json.loads(member.read())["label"]
-    return f"{label}:{hashlib.sha256(package.read_bytes()).hexdigest()}"
+        return healthz(self.ports.orderer_operations)
 
 
 def container_name(network_id: str, peer_id: str, package: str) -> str:
     """The container name a Fabric 2.x peer gives ``package``'s chaincode (GetVMName)."""
     name = f"{network_id}-{peer_id}-{package}".replace(":", "-")
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", name)
-
-
-def _text(data: str | bytes | None) -> str:
-    if isinstance(data, bytes):
-        return data.decode(errors="replace")
-    return data or ""
-
-
-def _is_program(pid: int, program: str) -> bool:
-    """Whether ``pid`` still runs ``program`` (so a reused PID is never signalled)."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
-    except OSError:
-        return False
-    return argv0 == program

@@ -3,7 +3,8 @@
 Each program runs in a session of its own, so a terminal's Ctrl-C reaches only the
 kit, and what the program starts (a peer's external builder steps) shares its process
 group: after the program is stopped, anything of that group still alive is stopped by
-PID too, so nothing the kit started outlives it.
+PID too, so nothing the kit started outlives it. ``healthz`` and ``metric`` probe a
+program's operations endpoint (``/healthz``, ``/metrics``) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +26,8 @@ from tests.fabricnet.dist import KitError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+#: A PATH of the system's own programs: no Go, no virtualenv.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Seconds between SIGTERM and SIGKILL.
 STOP_GRACE = 10.0
 #: How often the state of another process is looked at while waiting.
@@ -50,6 +55,28 @@ def port_open(port: int) -> bool:
     return False
 
 
+def healthz(port: int) -> bool:
+    """Whether the operations endpoint on 127.0.0.1:``port`` answers ``/healthz`` with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def metric(port: int, series: str) -> float | None:
+    """The value of ``series`` on 127.0.0.1:``port``'s ``/metrics``; None if not there."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
 def wait_for(check: Callable[[], bool], *, within: float, what: str, poll: float = 0.1) -> None:
     """Poll ``check`` until it is true.
 
@@ -70,6 +97,15 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in {"Z", "X"}
+
+
+def is_program(pid: int, program: str) -> bool:
+    """Whether ``pid`` still runs ``program`` (so a reused PID is never signalled)."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except OSError:
+        return False
+    return argv0 == program
 
 
 def group_members(pgid: int) -> list[int]:
