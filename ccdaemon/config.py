@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "Config",
     "ConfigError",
+    "DockerAPIConfig",
     "EngineConfig",
     "ListenConfig",
     "LogConfig",
@@ -80,6 +81,22 @@ class ListenConfig:
     tcp_ca: Path | None = None
     tcp_cert: Path | None = None
     tcp_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DockerAPIConfig:
+    """The Docker-API front (``[docker_api]``): a peer's ``vm.endpoint``, off by default.
+
+    Attributes:
+        socket: the Unix socket a peer's ``vm.endpoint`` names
+            (``unix:///run/ccdaemon/docker.sock``); unset: no front.
+        socket_mode: its permission bits.
+        socket_group: the group given the socket (the peer's), if any.
+    """
+
+    socket: Path | None = None
+    socket_mode: int = 0o660
+    socket_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +227,7 @@ class Config:
     """
 
     listen: ListenConfig = field(default_factory=ListenConfig)
+    docker_api: DockerAPIConfig = field(default_factory=DockerAPIConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     images: PlatformImages = field(default_factory=PlatformImages)
@@ -430,6 +448,9 @@ _KEYS: dict[str, _Kind] = {
     "listen.tcp_ca": _optional(_path()),
     "listen.tcp_cert": _optional(_path()),
     "listen.tcp_key": _optional(_path()),
+    "docker_api.socket": _optional(_path()),
+    "docker_api.socket_mode": _mode(),
+    "docker_api.socket_group": _optional(_any_string()),
     "engine.endpoint": _string_kind(
         "unix:///path, tcp://host:port or https://host:port", _endpoint
     ),
@@ -480,7 +501,15 @@ _KEYS: dict[str, _Kind] = {
 #: as a whole (so ``tls = {}`` turns it off); ``runtime.host_config`` holds core.yaml's
 #: hostConfig keys, read by HostConfig, each replacing the same key from core.yaml.
 _TABLES = frozenset(
-    {"listen", "engine", "engine.tls", "runtime", "runtime.logging", "runtime.host_config"}
+    {
+        "listen",
+        "docker_api",
+        "engine",
+        "engine.tls",
+        "runtime",
+        "runtime.logging",
+        "runtime.host_config",
+    }
     | {"images", "golang", "ca", "policy", "shutdown", "log", "fabric", "swarm"}
 )
 
@@ -722,8 +751,12 @@ def _build(
     if (ca.get("cert") is None) != (ca.get("key") is None):
         given = merged["ca.cert" if ca.get("cert") is not None else "ca.key"]
         raise given.error("the chaincode CA needs both [ca] cert and key, or neither")
+    docker_api = DockerAPIConfig(**_section(merged, "docker_api"))
+    if docker_api.socket is not None and docker_api.socket == listen.socket:
+        raise merged["docker_api.socket"].error("must not be the control API's listen.socket")
     return Config(
         listen=listen,
+        docker_api=docker_api,
         engine=engine,
         runtime=runtime,
         images=images,

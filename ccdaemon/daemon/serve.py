@@ -15,15 +15,10 @@ other change is logged as needing a restart.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import grp
 import logging
 import os
 import signal
-import socket
 import ssl
-import stat
 import sys
 import time
 from dataclasses import replace
@@ -38,7 +33,9 @@ from ccdaemon import log as logsetup
 from ccdaemon.config import Config, ConfigError, load
 from ccdaemon.daemon.app import make_app
 from ccdaemon.daemon.configview import describe
+from ccdaemon.daemon.dockerapi import serve_front
 from ccdaemon.daemon.metrics import Metrics
+from ccdaemon.daemon.sockets import StartError, check_directory, clear_stale, give, unlink
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
 from ccdaemon.engine import (
@@ -104,10 +101,6 @@ class _ClientFault(logging.Filter):
 #: The HTTP server's own log (aiohttp's "aiohttp.server" otherwise), client faults demoted.
 _HTTP_LOG = logging.getLogger("ccdaemon.http")
 _HTTP_LOG.addFilter(_ClientFault())
-
-
-class StartError(CcdaemonError):
-    """The daemon cannot start (socket in use or unsafe, engine too old...)."""
 
 
 def main(config: Path | None, *, check_config: bool) -> int:
@@ -184,7 +177,7 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
                 raise
             try:
                 group.start_soon(notifier.run_watchdog)
-                group.start_soon(_start, config, daemon, notifier, group)
+                group.start_soon(_start, config, runtime, daemon, notifier, group)
                 if stop is None:
                     await _signals(config, daemon, notifier)
                 else:
@@ -199,7 +192,7 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
             finally:
                 with anyio.CancelScope(shield=True):
                     await runner.cleanup()
-                    _unlink(config.listen.socket)
+                    unlink(config.listen.socket)
                 group.cancel_scope.cancel()
     log.info("stopped")
 
@@ -275,8 +268,10 @@ class _GeneratedCA:
         return self._ca.issue()
 
 
-async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: TaskGroup) -> None:
-    """Reach the engine, re-adopt, follow events; then READY=1."""
+async def _start(
+    config: Config, runtime: RuntimeConfig, daemon: Daemon, notifier: Notifier, group: TaskGroup
+) -> None:
+    """Reach the engine, re-adopt, follow events, open the Docker-API front; then READY=1."""
     engine = daemon.engine
     version = await _reach(engine, notifier)
     log.info(
@@ -305,6 +300,7 @@ async def _start(config: Config, daemon: Daemon, notifier: Notifier, group: Task
     group.start_soon(watcher.run)
     await watcher.connected.wait()
     daemon.ready.set()
+    await group.start(serve_front, config, runtime, daemon)
     status = f"ccdaemon {__version__} ready on {config.listen.socket}; {recovered.summary()}"
     log.info("%s", status)
     notifier.ready(status)
@@ -381,8 +377,8 @@ async def _stop_all(daemon: Daemon, grace: int) -> None:
 async def _listen(runner: web.AppRunner, config: Config) -> None:
     """Bind the Unix socket (mode and group as configured) and the optional TCP listener."""
     path = config.listen.socket
-    _check_directory(path.parent)
-    _clear_stale(path)
+    check_directory(path.parent)
+    clear_stale(path)
     old = os.umask(0o177)  # the socket is born private; its mode is set right after
     try:
         await web.UnixSite(runner, str(path)).start()
@@ -391,21 +387,14 @@ async def _listen(runner: web.AppRunner, config: Config) -> None:
     try:
         await _finish_listening(runner, config)
     except BaseException:
-        _unlink(path)  # ours: bound just above
+        unlink(path)  # ours: bound just above
         raise
 
 
 async def _finish_listening(runner: web.AppRunner, config: Config) -> None:
     """The socket's group and mode, and the TCP listener."""
     path = config.listen.socket
-    if config.listen.socket_group:
-        try:
-            os.chown(path, -1, grp.getgrnam(config.listen.socket_group).gr_gid)
-        except (KeyError, PermissionError) as exc:
-            raise StartError(
-                f"cannot give {path} to group {config.listen.socket_group}: {exc}"
-            ) from exc
-    path.chmod(config.listen.socket_mode)
+    give(path, config.listen.socket_mode, config.listen.socket_group)
     log.info("API on %s (mode %04o)", path, config.listen.socket_mode)
     if config.listen.tcp:
         host, _, port = config.listen.tcp.rpartition(":")
@@ -413,39 +402,6 @@ async def _finish_listening(runner: web.AppRunner, config: Config) -> None:
             runner, host or "127.0.0.1", int(port), ssl_context=_server_tls(config)
         ).start()
         log.info("API on https://%s (client certificates required)", config.listen.tcp)
-
-
-def _check_directory(directory: Path) -> None:
-    """Refuse a socket directory anyone may write to (anyone could swap the socket)."""
-    try:
-        info = directory.stat()
-    except FileNotFoundError:
-        directory.mkdir(mode=0o750, parents=True)
-        return
-    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
-        raise StartError(
-            f"socket directory {directory} is world-writable: anyone could replace the socket; "
-            "use a private directory such as /run/ccdaemon"
-        )
-
-
-def _clear_stale(path: Path) -> None:
-    """Remove a socket left by a killed daemon; refuse one a live daemon listens on."""
-    if not path.exists():
-        return
-    if not path.is_socket():
-        raise StartError(f"{path} exists and is not a socket; remove it or choose listen.socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError as exc:
-        if exc.errno not in {errno.ECONNREFUSED, errno.ENOENT}:
-            raise StartError(f"cannot check {path}: {exc}") from exc
-        path.unlink(missing_ok=True)
-    else:
-        raise StartError(f"another daemon is listening on {path}")
-    finally:
-        probe.close()
 
 
 def _server_tls(config: Config) -> ssl.SSLContext:
@@ -457,8 +413,3 @@ def _server_tls(config: Config) -> ssl.SSLContext:
     context.load_cert_chain(str(listen.tcp_cert), str(listen.tcp_key))
     context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()

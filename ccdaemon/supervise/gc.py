@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ccdaemon.engine import Conflict, NoSuchImage, images
-from ccdaemon.runtime.hostconfig import CCID_LABEL
+from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
 from ccdaemon.supervise.registry import ENDED
 
 if TYPE_CHECKING:
@@ -64,11 +64,19 @@ async def _containers(supervisor: Supervisor, result: Collected) -> None:
 
 
 async def _images(supervisor: Supervisor, labels: Mapping[str, str], result: Collected) -> None:
-    busy = {cc.ccid for cc in supervisor.registry.all() if cc.state not in ENDED}
+    live = [cc for cc in supervisor.registry.all() if cc.state not in ENDED]
+    busy = {cc.ccid for cc in live}
+    in_use = {cc.image.removesuffix(":latest") for cc in live}
     for image in await images.list_(supervisor.engine, labels=labels):
-        ccid = (image.get("Labels") or {}).get(CCID_LABEL)
+        image_labels = image.get("Labels") or {}
+        ccid = image_labels.get(CCID_LABEL)
         tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
-        if ccid is None or ccid in busy or not tags:
+        # A peer's own build through the Docker-API front names no chaincode: it is
+        # busy while a chaincode runs on it.
+        peer_built = ccid is None and image_labels.get(ROLE_LABEL) == "image"
+        if not tags or not (ccid is not None or peer_built):
+            continue
+        if ccid in busy or any(tag.removesuffix(":latest") in in_use for tag in tags):
             continue
         if not result.dry_run:
             try:

@@ -59,6 +59,8 @@ class Supervisor:
         self.launcher = launcher
         self.registry = registry
         self._observer = observer
+        # When the peer created each container it is launching itself (launch metrics).
+        self._peer_began: dict[str, float] = {}
 
     def get(self, ccid: str) -> Chaincode:
         """The record of ``ccid``.
@@ -116,6 +118,31 @@ class Supervisor:
             self._observer.launch(
                 ccid, time.perf_counter() - began, success=success, timeout=timeout, phases=phases
             )
+
+    # --- a peer's own Docker controller, through the Docker-API front ----------------
+
+    def peer_created(self, ccid: str, container: str, image: str) -> None:
+        """The peer created ``container`` for ``ccid``: its launch has begun."""
+        self.registry.launching(ccid, container, image)
+        self._peer_began[container] = time.perf_counter()
+
+    def peer_started(self, container: str, container_id: str) -> None:
+        """The peer started ``container``: running, and the launch observed."""
+        cc = self.registry.by_container(container)
+        began = self._peer_began.pop(container, None)
+        if cc is None or cc.state is not State.LAUNCHING:
+            return
+        self.registry.running(cc, container_id)
+        if began is not None:
+            self._observe(cc.ccid, began, {}, success=True, timeout=False)
+        log.info("peer started %s as %s", cc.ccid, container)
+
+    def peer_removed(self, container: str) -> None:
+        """The peer removed ``container`` (its stop, or the first step of a relaunch)."""
+        self._peer_began.pop(container, None)
+        cc = self.registry.by_container(container)
+        if cc is not None and cc.state is not State.STOPPED:
+            self.registry.stopped(cc, removed=True)
 
     async def stop(self, ccid: str, *, grace: int = 10, dontremove: bool = False) -> Chaincode:
         """Fabric's stop: stop with ``grace`` seconds, kill, remove (unless ``dontremove``).

@@ -16,7 +16,7 @@ import aiohttp
 import anyio
 import pytest
 
-from ccdaemon.daemon.serve import StartError
+from ccdaemon.daemon.sockets import StartError
 from ccdaemon.engine import (
     Engine,
     NoSuchImage,
