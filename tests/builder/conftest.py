@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from ccdaemon.engine import Engine, archive
+from ccdaemon.engine import archive
 from ccdaemon.fabricbuilder import RECORD_FILE, STEPS
 from tests.conftest import DEFAULT_ENGINE, ROOT
-from tests.daemon.conftest import remove_instance
-from tests.fabric.conftest import Daemon
+from tests.fabric.conftest import Daemon, remove_engine_instance
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
@@ -312,13 +311,8 @@ def shared_daemon(engine_sockets: dict[str, str]) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
-        asyncio.run(_remove_instance(engine_socket, instance))
+        asyncio.run(remove_engine_instance(engine_socket, instance))
         shutil.rmtree(directory, ignore_errors=True)
-
-
-async def _remove_instance(engine_socket: str, instance: str) -> None:
-    async with Engine(f"unix://{engine_socket}") as engine:
-        await remove_instance(engine, instance)
 
 
 @pytest.fixture(scope="package")

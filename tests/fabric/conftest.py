@@ -244,14 +244,14 @@ class Fabric:
         return container_id
 
 
-def _short_directory(prefix: str) -> Path:
-    # Under /tmp, short: Unix socket paths are limited to 107 bytes.
+def short_directory(prefix: str) -> Path:
+    """A private directory under /tmp, its path short: Unix socket paths are limited."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o700)
     return path
 
 
-def _ensure_images(engine_socket: str) -> None:
+def ensure_images(engine_socket: str) -> None:
     """The builder and runtime stand-ins on the engine (scripts/images builds what is missing)."""
     subprocess.run(
         [
@@ -301,14 +301,14 @@ def daemon_toml(directory: Path, instance: str, engine_socket: str, core_yaml: P
 def fabric_engine(engine_sockets: dict[str, str]) -> str:
     """The default engine's socket, with the stand-in images built on it."""
     engine_socket = engine_sockets[DEFAULT_ENGINE]
-    _ensure_images(engine_socket)
+    ensure_images(engine_socket)
     return engine_socket
 
 
 @pytest.fixture(scope="package")
 def fabric(fabric_engine: str, request: pytest.FixtureRequest) -> Generator[Fabric, None, None]:
     """The network, its daemon and the ``kv`` chaincode committed and initialised."""
-    directory = _short_directory("ccfd-")
+    directory = short_directory("ccfd-")
     daemon = Daemon(directory, f"fab-{secrets.token_hex(3)}", directory / "ccdaemon.toml")
     net = Network.create(
         daemon.socket,
@@ -337,7 +337,7 @@ def fabric(fabric_engine: str, request: pytest.FixtureRequest) -> Generator[Fabr
     finally:
         net.down()
         daemon.stop()
-        asyncio.run(_remove_instance(fabric_engine, daemon.instance))
+        asyncio.run(remove_engine_instance(fabric_engine, daemon.instance))
         if not broken and request.session.testsfailed == failed_before:
             net.remove()
             shutil.rmtree(directory, ignore_errors=True)
@@ -400,7 +400,8 @@ async def instance_state(
     )
 
 
-async def _remove_instance(engine_socket: str, instance: str) -> None:
+async def remove_engine_instance(engine_socket: str, instance: str) -> None:
+    """Remove every container and image of ``instance`` from the engine at ``engine_socket``."""
     async with Engine(f"unix://{engine_socket}") as engine:
         await remove_instance(engine, instance)
 
