@@ -273,7 +273,13 @@ class DockerFront:
         params = self._policy.build(call.params)
         body = ex.body()
         ahead = await self._dockerfile(body)
-        log.info("peer builds image %s", params["t"])
+        version = await self._relay.version()
+        log.info(
+            "peer builds image %s (its path asks API %s; sent at %s)",
+            params["t"],
+            call.version or "none",
+            version.negotiated,
+        )
 
         async def context() -> AsyncIterator[bytes]:
             yield ahead

@@ -37,7 +37,7 @@ from tests.fabric.conftest import (
 from tests.fabricnet import Network
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterator
     from pathlib import Path
 
 
@@ -74,7 +74,8 @@ def front_toml(daemon: Daemon, engine_socket: str, core_yaml: Path) -> str:
     )
 
 
-async def _tags(engine_socket: str, standins: dict[str, str], *, add: bool) -> None:
+async def tag_standins(engine_socket: str, standins: dict[str, str], *, add: bool) -> None:
+    """Tag the stand-ins with the names the peer asks for (``add``), or remove those tags."""
     async with Engine(f"unix://{engine_socket}") as engine:
         for name, standin in standins.items():
             if add:
@@ -85,22 +86,24 @@ async def _tags(engine_socket: str, standins: dict[str, str], *, add: bool) -> N
                     await images.remove(engine, name)
 
 
-@pytest.fixture(scope="package")
-def front(engine_sockets: dict[str, str]) -> Generator[Front, None, None]:
-    """The network with its peer on the front, and ``kv`` committed and initialised."""
-    engine_socket = engine_sockets[DEFAULT_ENGINE]
-    ensure_images(engine_socket)
+@contextlib.contextmanager
+def serving_front(engine_socket: str, *, version: str = FABRIC_VERSION) -> Iterator[Front]:
+    """A daemon with its front on ``engine_socket``, a peer on the front, ``kv`` deployed.
+
+    Everything is stopped and removed afterwards: the network, the daemon, what the
+    daemon's instance holds on the engine and the stand-in tags.
+    """
     directory = short_directory("ccff-")
     daemon = Daemon(directory, f"front-{secrets.token_hex(3)}", directory / "ccdaemon.toml")
     net = Network.create(
         None,
         engine=f"unix://{directory / 'docker.sock'}",
-        version=FABRIC_VERSION,
+        version=version,
         core_overrides={"chaincode.startuptimeout": "120s"},
     )
     daemon.config.write_text(front_toml(daemon, engine_socket, net.core_yaml))
     standins = net.standin_images()
-    asyncio.run(_tags(engine_socket, standins, add=True))
+    asyncio.run(tag_standins(engine_socket, standins, add=True))
     try:
         daemon.start()
         net.up()
@@ -113,15 +116,15 @@ def front(engine_sockets: dict[str, str]) -> Generator[Front, None, None]:
         net.down()
         daemon.stop()
         asyncio.run(remove_engine_instance(engine_socket, daemon.instance))
-        asyncio.run(_tags(engine_socket, standins, add=False))
+        asyncio.run(tag_standins(engine_socket, standins, add=False))
         net.remove()
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def _serving(front: Front) -> None:
-    """Each test starts with the peer and the daemon up, whatever an earlier failure left."""
-    if front.daemon.process is None or front.daemon.process.poll() is not None:
-        front.daemon.start()
-    if front.net.peer.pid is None:
-        front.net.start_peer()
+@pytest.fixture(scope="package")
+def front(engine_sockets: dict[str, str]) -> Generator[Front, None, None]:
+    """The default engine's front, its peer, and ``kv`` committed and initialised."""
+    engine_socket = engine_sockets[DEFAULT_ENGINE]
+    ensure_images(engine_socket)
+    with serving_front(engine_socket) as served:
+        yield served

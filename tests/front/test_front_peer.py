@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import pytest
 
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL, ROLE_LABEL
 from tests.fabric.conftest import KV_NAME, call, instance_state
@@ -41,6 +42,15 @@ async def settled(front: Front, check: Callable[[dict[str, Any]], bool], what: s
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}; last: {record}") from None
     return record
+
+
+@pytest.fixture(autouse=True)
+def _serving(front: Front) -> None:
+    """Each test starts with the peer and the daemon up, whatever an earlier failure left."""
+    if front.daemon.process is None or front.daemon.process.poll() is not None:
+        front.daemon.start()
+    if front.net.peer.pid is None:
+        front.net.start_peer()
 
 
 def kv_container(front: Front) -> str:
