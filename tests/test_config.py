@@ -13,6 +13,7 @@ import pytest
 from ccdaemon.config import (
     Config,
     ConfigError,
+    DockerAPIConfig,
     EngineConfig,
     ListenConfig,
     LogConfig,
@@ -80,6 +81,7 @@ def _documented_keys(table: dict[str, Any], prefix: str = "") -> set[str]:
 def _expected_keys() -> set[str]:
     sections: dict[str, Any] = {
         "listen": ListenConfig,
+        "docker_api": DockerAPIConfig,
         "engine": EngineConfig,
         "runtime": RuntimeConfig,
         "runtime.logging": ChaincodeLogging,
@@ -126,6 +128,11 @@ tcp = "[::1]:7060"
 tcp_ca = "/tls/ca.pem"
 tcp_cert = "/tls/cert.pem"
 tcp_key = "/tls/key.pem"
+
+[docker_api]
+socket = "/run/peer0/docker.sock"
+socket_mode = "0660"
+socket_group = "fabric"
 
 [engine]
 endpoint = "tcp://engine.example.com:2376"
@@ -213,6 +220,9 @@ def test_every_key_lands_in_its_field(tmp_path: Path) -> None:
             tcp_cert=Path("/tls/cert.pem"),
             tcp_key=Path("/tls/key.pem"),
         ),
+        docker_api=DockerAPIConfig(
+            socket=Path("/run/peer0/docker.sock"), socket_mode=0o660, socket_group="fabric"
+        ),
         engine=EngineConfig(
             endpoint="tcp://engine.example.com:2376",
             tls=TLSFiles(Path("/docker/ca.pem"), Path("/docker/cert.pem"), Path("/docker/key.pem")),
@@ -296,8 +306,8 @@ TOML_ERRORS = [
         "[enigne]\n",
         "enigne",
         (
-            "unknown key (known here: ca, engine, fabric, golang, images, instance, listen, log, "
-            "policy, runtime, shutdown, swarm)"
+            "unknown key (known here: ca, docker_api, engine, fabric, golang, images, instance, "
+            "listen, log, policy, runtime, shutdown, swarm)"
         ),
     ),
     ("instanse = 'x'\n", "instanse", "unknown key"),

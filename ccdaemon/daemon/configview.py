@@ -55,6 +55,7 @@ def value(config: Config, key: str) -> object:
         return config.runtime.host_config.to_engine()
     holders: dict[str, object] = {
         "listen": config.listen,
+        "docker_api": config.docker_api,
         "engine": config.engine,
         "swarm": config.swarm,
         "runtime": config.runtime,
@@ -69,7 +70,7 @@ def value(config: Config, key: str) -> object:
 
 def _text(config: Config, key: str) -> str:
     item = value(config, key)
-    if key == "listen.socket_mode" and isinstance(item, int):
+    if key in {"listen.socket_mode", "docker_api.socket_mode"} and isinstance(item, int):
         return f'"{item:04o}"'
     return _show(item)
 
@@ -84,6 +85,7 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         ("core.yaml", str(config.core_yaml or "(none)")),
         ("socket", f"{listen.socket} (mode {listen.socket_mode:04o}{group})"),
         ("tcp", listen.tcp or "(off)"),
+        ("docker api", _front(config)),
         ("engine", f"{_mask(engine.endpoint)}{pinned}, from {endpoint_from}"),
         ("backend", _backend(config)),
         ("instance", config.instance),
@@ -137,3 +139,11 @@ def _show(item: object) -> str:
 
 def _mask(text: str) -> str:
     return _USERINFO.sub("***@", text)
+
+
+def _front(config: Config) -> str:
+    front = config.docker_api
+    if front.socket is None:
+        return "(off)"
+    group = f", group {front.socket_group}" if front.socket_group else ""
+    return f"{front.socket} (mode {front.socket_mode:04o}{group}), for a peer's vm.endpoint"
