@@ -272,16 +272,30 @@ def _host_config(value: object) -> HostConfig:
 
 
 def _image_variables(fabric_version: str) -> dict[str, str]:
-    """The variables Fabric 2.5's GetDockerImageFromConfig substitutes in image names."""
+    """The variables Fabric substitutes in image names, for ``fabric_version``.
+
+    2.x's GetDockerImageFromConfig knows four; 1.4's ParseDockerfileTemplate also
+    ``$(BASE_DOCKER_NS)`` and ``$(BASE_VERSION)``, the fabric-baseimage release its
+    Makefile built with (known here for the releases in ``_BASE_VERSIONS``).
+    """
     version = fabric_version.removeprefix("v")
     two_digit = version if version == "latest" else ".".join(version.split(".")[:2])
     machine = platform.machine().lower()
-    return {
+    variables = {
         "DOCKER_NS": DOCKER_NS,
         "PROJECT_VERSION": version,
         "TWO_DIGIT_VERSION": two_digit,
         "ARCH": _GOARCH.get(machine, machine),
     }
+    if two_digit.startswith("1."):
+        variables["BASE_DOCKER_NS"] = DOCKER_NS
+        if version in _BASE_VERSIONS:
+            variables["BASE_VERSION"] = _BASE_VERSIONS[version]
+    return variables
+
+
+# Fabric 1.4's BASE_VERSION (its Makefile's BASEIMAGE_RELEASE), by release.
+_BASE_VERSIONS = {"1.4.12": "0.4.22"}
 
 
 def _substitute(name: str, variables: Mapping[str, str]) -> str:
@@ -289,9 +303,15 @@ def _substitute(name: str, variables: Mapping[str, str]) -> str:
         known = variables.get(match.group(1))
         if known is None:
             # Fabric would leave it in place and fail at build time; say so now.
+            hint = ""
+            if match.group(1) in {"BASE_VERSION", "BASE_DOCKER_NS"}:
+                hint = (
+                    "; it is Fabric 1.4's: set runtime.fabric_version (known: "
+                    f"{', '.join(_BASE_VERSIONS)}), or name the image in [images]"
+                )
             raise ValueError(
-                f"unknown variable $({match.group(1)}) in {name!r}; "
-                f"Fabric substitutes only {', '.join(f'$({v})' for v in variables)}"
+                f"unknown variable $({match.group(1)}) in {name!r}; Fabric "
+                f"substitutes only {', '.join(f'$({v})' for v in variables)}{hint}"
             )
         return known
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ccdaemon.coreyaml import ConfigError, import_core_yaml, parse_duration
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.runtime.hostconfig import HostConfig, LogConfig
 from ccdaemon.runtime.launchconfig import DEFAULT_LOG_FORMAT
+from tests.fabricnet.dist import SHARED
 
 # The peer:, vm: and chaincode: sections as Fabric 2.5's sampleconfig/core.yaml ships
 # them (comments trimmed), with a little of what the import must leave alone.
@@ -353,3 +355,31 @@ def test_dynamic_link_from_core_yaml_reaches_the_go_build(tmp_path: Path) -> Non
     config = load(None, {"CCDAEMON_CORE_YAML": str(write_core_yaml(tmp_path, text))})
     assert config.runtime.golang.dynamic_link
     assert config.runtime.golang.ldflags_option == ""
+
+
+def _stock_core_yaml(version: str, directory: Path) -> Path:
+    """The release's own sampleconfig/core.yaml, from the shared Fabric archives."""
+    archive = SHARED / f"v{version}" / "sampleconfig.tar.gz"
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("sampleconfig/core.yaml")
+        assert member is not None
+        path = directory / "core.yaml"
+        path.write_bytes(member.read())
+    return path
+
+
+def test_fabric_1_4_12s_stock_core_yaml_names_the_images_the_1_4_peer_uses(tmp_path: Path) -> None:
+    # The names the real 1.4.12 peer asked the engine for (../shared/fabric/README.md).
+    got = import_core_yaml(_stock_core_yaml("1.4.12", tmp_path), fabric_version="1.4.12")
+    assert got.values["images.golang_builder"] == "hyperledger/fabric-ccenv:1.4"
+    assert got.values["images.golang_runtime"] == "hyperledger/fabric-baseos:amd64-0.4.22"
+    assert got.values["images.node_runtime"] == "hyperledger/fabric-baseimage:amd64-0.4.22"
+
+
+def test_a_1_4_core_yaml_read_as_2_x_says_which_setting_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        import_core_yaml(_stock_core_yaml("1.4.12", tmp_path))
+    message = str(refused.value)
+    assert "chaincode.golang.runtime" in message
+    assert "$(BASE_DOCKER_NS)" in message
+    assert "set runtime.fabric_version" in message
