@@ -38,6 +38,38 @@ class ClientGone(Exception):
     """The client closed its connection (or broke HTTP) in the middle of a request."""
 
 
+class NotHTTP(ClientGone):
+    """The client sent what h11 refuses as HTTP; ``status`` is the answer h11 suggests."""
+
+    def __init__(self, exc: h11.RemoteProtocolError) -> None:
+        super().__init__(f"not HTTP: {exc}")
+        self.status = exc.error_status_hint
+        self.reason = str(exc)
+
+
+async def refuse_malformed(stream: ByteStream, conn: h11.Connection, exc: NotHTTP) -> None:
+    """Answer what h11 could not read with its status, in Docker's error form, then leave.
+
+    h11 lets a server answer a request it could not parse; nothing is sent when an
+    answer has begun already.
+    """
+    if conn.our_state not in {h11.IDLE, h11.SEND_RESPONSE}:
+        return
+    body = orjson.dumps({"message": f"malformed HTTP request ({exc.reason[:160]}); refused"})
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+    ]
+    try:
+        data = conn.send(h11.Response(status_code=exc.status, headers=headers)) or b""
+        data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        await stream.send(data)
+    except (h11.LocalProtocolError, anyio.BrokenResourceError, OSError):
+        pass
+
+
 class Exchange:
     """A request and its answer on one connection."""
 
@@ -103,10 +135,16 @@ class Exchange:
             await self.json(status, {"message": message})
 
     async def stream_answer(
-        self, status: int, content_type: str, chunks: AsyncIterable[bytes]
+        self,
+        status: int,
+        content_type: str,
+        chunks: AsyncIterable[bytes],
+        extra: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Send an answer whose body is relayed as it comes (chunked)."""
-        headers = [("Content-Type", content_type)] if content_type else []
+        headers: _Headers = [*extra]
+        if content_type:
+            headers.append(("Content-Type", content_type))
         await self._send(h11.Response(status_code=status, headers=headers))
         self.answered = status
         async for chunk in chunks:
@@ -132,13 +170,14 @@ async def next_event(stream: ByteStream, conn: h11.Connection) -> h11.Event | ty
     """The connection's next event, reading from ``stream`` as needed.
 
     Raises:
-        ClientGone: the client closed the connection or sent what is not HTTP.
+        ClientGone: the client closed the connection.
+        NotHTTP: the client sent what is not HTTP.
     """
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise ClientGone(f"not HTTP: {exc}") from exc
+            raise NotHTTP(exc) from exc
         if isinstance(event, h11.ConnectionClosed):
             raise ClientGone("connection closed")
         if event is h11.PAUSED or isinstance(event, h11.Event):

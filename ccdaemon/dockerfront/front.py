@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -20,7 +19,15 @@ import h11
 import orjson
 
 from ccdaemon.dockerfront import routes
-from ccdaemon.dockerfront.exchange import HEAD_TIMEOUT, ClientGone, Exchange, next_event
+from ccdaemon.dockerfront.context import BuildContext
+from ccdaemon.dockerfront.exchange import (
+    HEAD_TIMEOUT,
+    ClientGone,
+    Exchange,
+    NotHTTP,
+    next_event,
+    refuse_malformed,
+)
 from ccdaemon.dockerfront.policy import Refused
 from ccdaemon.engine import (
     EngineError,
@@ -45,6 +52,7 @@ MIN_API = "1.12"
 #: Bytes of a build context read ahead to find and check its Dockerfile.
 _DOCKERFILE_AHEAD = 1024 * 1024
 _TAR_BLOCK = 512
+_PATH_STAT = "X-Docker-Container-Path-Stat"
 
 
 class PeerLaunches(Protocol):
@@ -94,6 +102,9 @@ class DockerFront:
                     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                         return
                     conn.start_next_cycle()
+            except NotHTTP as exc:
+                log.warning("docker front refused a malformed request: %s", str(exc)[:200])
+                await refuse_malformed(stream, conn, exc)
             except (ClientGone, TimeoutError, anyio.BrokenResourceError, OSError):
                 return
 
@@ -243,7 +254,10 @@ class DockerFront:
             if call.op == "container.attach" and ex.wants_upgrade:
                 await self._hijacked(ex, content_type, resp.chunks())
                 return
-            await ex.stream_answer(resp.status, content_type, resp.chunks())
+            # Moby's client (Fabric 3.x) reads an archive's stat from this header.
+            stat = resp.headers.get(_PATH_STAT)
+            extra = [(_PATH_STAT, stat)] if stat else []
+            await ex.stream_answer(resp.status, content_type, resp.chunks(), extra)
 
     async def _hijacked(
         self, ex: Exchange, content_type: str, chunks: AsyncIterator[bytes]
@@ -269,10 +283,16 @@ class DockerFront:
             group.cancel_scope.cancel()
 
     async def _build(self, ex: Exchange, call: routes.Call) -> None:
-        """A chaincode image build: query and Dockerfile checked before the engine sees it."""
+        """A chaincode image build: query and Dockerfile checked before the engine sees it.
+
+        The rest of the context is walked as it is forwarded (context.py): a piece the
+        walk refuses is never sent, so the engine is left with a cut context and builds
+        nothing.
+        """
         params = self._policy.build(call.params)
         body = ex.body()
-        ahead = await self._dockerfile(body)
+        walk = BuildContext(self._policy.dockerfile)
+        ahead = await self._dockerfile(body, walk)
         version = await self._relay.version()
         log.info(
             "peer builds image %s (its path asks API %s; sent at %s)",
@@ -282,9 +302,12 @@ class DockerFront:
         )
 
         async def context() -> AsyncIterator[bytes]:
-            yield ahead
-            async for piece in body:
+            for piece in ahead:
                 yield piece
+            async for piece in body:
+                walk.feed(piece)
+                yield piece
+            walk.end()
 
         async with self._relay.stream(
             "POST", "/build", params=params, body=context(), content_type="application/x-tar"
@@ -293,26 +316,21 @@ class DockerFront:
                 resp.status, resp.headers.get("content-type", "application/json"), resp.chunks()
             )
 
-    async def _dockerfile(self, body: AsyncIterator[bytes]) -> bytes:
+    async def _dockerfile(self, body: AsyncIterator[bytes], walk: BuildContext) -> list[bytes]:
         """Read the context's head until its first member, the Dockerfile, is checked.
 
-        Returns the bytes read, to be sent on first. Fabric writes the Dockerfile first
+        Returns the pieces read, to be sent on first. Fabric writes the Dockerfile first
         into a gzip tar; a context that is anything else is refused.
         """
-        read = bytearray()
-        inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        plain = bytearray()
+        read: list[bytes] = []
+        size = 0
         async for piece in body:
-            read += piece
-            try:
-                plain += inflate.decompress(piece)
-            except zlib.error:
-                raise Refused("the build context is not gzip data", status=400) from None
-            text = _first_member(bytes(plain))
-            if text is not None:
-                self._policy.dockerfile(text)
-                return bytes(read)
-            if len(read) > _DOCKERFILE_AHEAD:
+            walk.feed(piece)
+            read.append(piece)
+            size += len(piece)
+            if walk.checked:
+                return read
+            if size > _DOCKERFILE_AHEAD:
                 break
         raise Refused("the build context does not begin with a Dockerfile", status=400)
 
@@ -324,24 +342,6 @@ _STEPS = {
     "container.remove": ("DELETE", ""),
     "archive.put": ("PUT", "archive"),
 }
-
-
-def _first_member(plain: bytes) -> str | None:
-    """The text of the tar's first member if it is a whole Dockerfile; None: read more."""
-    import tarfile  # noqa: PLC0415 -- builds are rare; the daemon need not load tarfile
-
-    if len(plain) < _TAR_BLOCK:
-        return None
-    try:
-        info = tarfile.TarInfo.frombuf(plain[:_TAR_BLOCK], "utf-8", "surrogateescape")
-    except tarfile.TarError:
-        raise Refused("the build context is not a tar archive", status=400) from None
-    if info.name.removeprefix("./") != "Dockerfile" or not info.isfile():
-        raise Refused(f"the build context begins with {info.name!r}, not the Dockerfile")
-    end = _TAR_BLOCK + info.size
-    if len(plain) < end:
-        return None
-    return plain[_TAR_BLOCK:end].decode("utf-8", "replace")
 
 
 def _name(inspected: Any) -> str:

@@ -55,6 +55,8 @@ class Refused(CcdaemonError):
 #: The environment variable in which Fabric passes the chaincode id (package id in 2.x).
 CCID_ENV = "CORE_CHAINCODE_ID_NAME"
 _BUILDER_SHELL = ["/bin/sh", "-c"]
+# Fabric 2.5.16+ and 3.x ask the builder image its Go version first (util.ParamsImage).
+_GO_VERSION = ["go", "version"]
 
 # Config fields Fabric sets, with the check of each value.
 _CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -116,14 +118,21 @@ _HOST_CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
     "NanoCpus": (_whole, "a whole number"),
 }
 _NO_NEW_PRIVILEGES = re.compile(r"no-new-privileges(?:[:=]true)?")
+# The JSON name of a field of the engine's API structs (Go's exported names).
+_GO_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*")
 
 
 def is_zero(value: Any) -> bool:
-    """Whether ``value`` is what a Go client sends for a field it never set."""
+    """Whether ``value`` is what a Go client sends for a field it never set.
+
+    An object is zero when it is a struct of zero fields; one with a key no Go field
+    has (``{"/data": {}}``, ``{"bridge": {}}``) is a map, and a map with entries says
+    something (a volume, a network endpoint, a label) even when its values are empty.
+    """
     if isinstance(value, list):
         return all(is_zero(v) for v in value)
     if isinstance(value, dict):
-        return all(is_zero(v) for v in value.values())
+        return all(_GO_FIELD.fullmatch(k) and is_zero(v) for k, v in value.items())
     return value is None or value is False or value == "" or value == 0  # noqa: PLR1714 -- False == 0, but {} and [] are handled above
 
 
@@ -176,10 +185,10 @@ class FrontPolicy:
             raise Refused("the create body must be a JSON object", status=400)
         for key, value in body.items():
             check = _CONFIG.get(key)
+            if is_zero(value):
+                continue  # unset (a Go client sends null for an empty Env)
             if check is None:
-                if not is_zero(value):
-                    raise Refused(f"create field {key} is not one Fabric sends; refused")
-                continue
+                raise Refused(f"create field {key} is not one Fabric sends; refused")
             if not check[0](value):
                 raise Refused(f"create field {key} must be {check[1]}", status=400)
         image = body.get("Image")
@@ -195,7 +204,7 @@ class FrontPolicy:
             self._builder(image, body.get("Cmd") or [], ccids)
             labels[ROLE_LABEL] = "builder"
             ccid = None
-        sent = {k: v for k, v in body.items() if k in _CONFIG}
+        sent = {k: v for k, v in body.items() if k in _CONFIG and not is_zero(v)}
         sent["HostConfig"] = self.host_config(body.get("HostConfig") or {})
         sent["Labels"] = labels
         return Created(sent, ccid)
@@ -225,8 +234,11 @@ class FrontPolicy:
         if image not in self.builder_images:
             allowed = ", ".join(sorted(self.builder_images))
             raise Refused(f"image {image} is not a builder image of this peer ({allowed})")
-        if cmd[:2] != _BUILDER_SHELL or len(cmd) != len(_BUILDER_SHELL) + 1:
-            raise Refused("a builder container runs /bin/sh -c SCRIPT, as Fabric's do")
+        shell = cmd[:2] == _BUILDER_SHELL and len(cmd) == len(_BUILDER_SHELL) + 1
+        if not shell and cmd != _GO_VERSION:
+            raise Refused(
+                "a builder container runs /bin/sh -c SCRIPT (or go version), as Fabric's do"
+            )
 
     def host_config(self, given: Any) -> dict[str, Any]:
         """Check a HostConfig against the policy; the HostConfig to send, policy added."""
@@ -308,14 +320,16 @@ class FrontPolicy:
         seen_from = False
         for raw in logical.splitlines():
             line = raw.strip()
+            if _DIRECTIVE.fullmatch(line):
+                # "# escape=`" makes a backslash plain text: lines joined above would be
+                # instructions of their own to the engine (a RUN behind a LABEL).
+                raise Refused(f"Dockerfile parser directive {line[:40]!r} is refused")
             if not line or line.startswith("#"):
                 continue
             word, _, rest = line.partition(" ")
             word = word.upper()
             if word == "FROM":
-                image = rest.strip()
-                if seen_from or image not in self.runtime_images:
-                    raise Refused(f"Dockerfile FROM {image}: not a runtime image of this peer")
+                self._from(rest.strip(), seen=seen_from)
                 seen_from = True
             elif word == "ADD":
                 if rest.split()[:1] != ["binpackage.tar"] or len(rest.split()) != 2:  # noqa: PLR2004
@@ -325,8 +339,16 @@ class FrontPolicy:
         if not seen_from:
             raise Refused("Dockerfile has no FROM")
 
+    def _from(self, image: str, *, seen: bool) -> None:
+        if seen:
+            raise Refused(f"Dockerfile FROM {image}: a second FROM (stage) is refused")
+        if image not in self.runtime_images:
+            raise Refused(f"Dockerfile FROM {image}: not a runtime image of this peer")
+
 
 _BUILD_KNOWN = frozenset({"t", "networkmode", "rm", "forcerm", "q"})
+# A parser directive as the engine reads one (escape, syntax, check): Fabric writes none.
+_DIRECTIVE = re.compile(r"#\s*[a-zA-Z][a-zA-Z0-9]*\s*=.*")
 # After the peer's prefix: the chaincode's part, then "-" and the sha256 Fabric appends.
 _CHAINCODE_IMAGE = re.compile(r"[a-z0-9][a-z0-9._-]*-[0-9a-f]{64}", re.ASCII)
 
