@@ -103,9 +103,14 @@ class Exchange:
             yield bytes(event.data)
 
     async def read_body(self, limit: int = MAX_SMALL_BODY) -> bytes:
-        """The whole (small) request body, within ``BODY_TIMEOUT``."""
-        with anyio.fail_after(BODY_TIMEOUT):
-            return b"".join([piece async for piece in self.body(limit=limit)])
+        """The whole (small) request body, within ``BODY_TIMEOUT`` (408 beyond)."""
+        try:
+            with anyio.fail_after(BODY_TIMEOUT):
+                return b"".join([piece async for piece in self.body(limit=limit)])
+        except TimeoutError:
+            raise Refused(
+                f"the request body did not arrive whole within {BODY_TIMEOUT:g} s", status=408
+            ) from None
 
     async def answer(
         self,

@@ -61,9 +61,9 @@ class Relay:
         """The engine's version and the API version negotiated with it."""
         return await self._engine.version()
 
-    async def ping(self) -> str:
-        """The engine's ``/_ping`` answer."""
-        return await system.ping(self._engine)
+    async def ping(self) -> None:
+        """Reach the engine's ``/_ping``: it answers, or this raises its error."""
+        await system.ping(self._engine)
 
     async def image(self, name: str) -> dict[str, Any]:
         """The image's inspect JSON.
