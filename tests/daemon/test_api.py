@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import socket
 import struct
@@ -14,8 +15,9 @@ import anyio
 import orjson
 import pytest
 
-from ccdaemon.engine import containers, images, system
+from ccdaemon.engine import NoSuchImage, containers, images, system
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL
+from tests.builder.conftest import go_package, package_id
 from tests.conftest import chaincode_context
 from tests.daemon.conftest import chaincode_path as path
 from tests.daemon.conftest import launch_body, make_config, poll, running_daemon, stub_images
@@ -383,3 +385,45 @@ async def test_clients_that_leave_on_their_last_line_cause_no_error(
     assert status == 200
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+#: Where a build's client leaves: at its first progress line, or once it has the result.
+LEAVE_AT = {"progress": b'{"progress"', "result": b'{"result"'}
+
+
+@pytest.mark.parametrize("leave_at", sorted(LEAVE_AT))
+async def test_a_build_whose_client_leaves_completes_without_error(
+    daemon: RunningDaemon, engine: Engine, caplog: pytest.LogCaptureFixture, leave_at: str
+) -> None:
+    """A streamed build (POST /v1/images, ndjson) whose client resets: no ERROR, image built.
+
+    The external builder reads the result line and exits; a killed one leaves sooner.
+    Either way the chunked answer's next write or its end meets a closed transport
+    (Fabric 3.1.5's first install logged "Cannot write to closing transport" here), and
+    the build goes on to its end: the image is there, this daemon's.
+    """
+    caplog.set_level(logging.WARNING)
+    package = go_package(f"leave{leave_at}_1.0")
+    ccid = package_id(package)
+    body = orjson.dumps({"ccid": ccid, "package": base64.b64encode(package).decode()})
+    request = (
+        b"POST /v1/images HTTP/1.1\r\nHost: ccdaemon\r\nAccept: application/x-ndjson\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    try:
+        with anyio.fail_after(HANG_GUARD):
+            await anyio.to_thread.run_sync(
+                _read_then_leave, str(daemon.socket), request, LEAVE_AT[leave_at]
+            )
+            while True:  # the build goes on without its client
+                status, answer = await daemon.call("POST", "/v1/images", {"ccid": ccid})
+                if status == 200:
+                    break
+                assert status == 404, answer  # not built yet
+                await anyio.sleep(0.5)
+        assert answer["image"] == daemon.names(ccid)[1]
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == [], [r.getMessage() for r in errors]
+    finally:
+        with contextlib.suppress(NoSuchImage):
+            await images.remove(engine, daemon.names(ccid)[1], force=True)

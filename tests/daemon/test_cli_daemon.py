@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from typing import TYPE_CHECKING
 
 import aiodocker
 import anyio
 import pytest
 
-from ccdaemon.engine import NoSuchImage, archive, containers, images
+from ccdaemon.engine import NoSuchImage, containers, images
+from tests.builder.conftest import go_package, package_id
 from tests.daemon.conftest import stub_images
 from tests.daemon.process import Spawner, daemons, instance_containers, run_cli
 
@@ -158,24 +157,6 @@ async def test_launch_without_mspid_takes_the_daemons(
     assert "CORE_PEER_LOCALMSPID=Org1MSP" in env
 
 
-def go_package(label: str) -> bytes:
-    """A Fabric 2.x package (metadata.json + code.tar.gz) of a tiny Go module chaincode."""
-    code = archive.targz(
-        {
-            "src/go.mod": b"module example.com/tiny\n\ngo 1.19\n",
-            "src/main.go": b'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("tiny") }\n',
-        }
-    )
-    metadata = json.dumps({"type": "golang", "label": label, "path": "example.com/tiny"})
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in (("metadata.json", metadata.encode()), ("code.tar.gz", code)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
 async def test_build_shows_progress_then_the_image_and_is_idempotent(
     daemon: DaemonProcess, spawner: Spawner, engine: Engine
 ) -> None:
@@ -186,7 +167,7 @@ async def test_build_shows_progress_then_the_image_and_is_idempotent(
         except NoSuchImage:
             pytest.skip(f"{needed} is absent (scripts/images build)")
     package = go_package("tiny_1.0")
-    one = "tiny_1.0:" + hashlib.sha256(package).hexdigest()
+    one = package_id(package)
     path = spawner.directory / "tiny.tar.gz"
     path.write_bytes(package)
     image = daemon.names(one)[1]
