@@ -13,6 +13,9 @@ only chaincode builder ccdaemon's external builder. From a fixture::
         assert net.admin.query("kv", "get", "greeting") == "hello"
 
 From a shell: ``python -m tests.fabricnet up|down|status`` (see ``__main__``).
+
+Fabric 1.4 (a solo orderer with a system channel, no external builders, 1.4's chaincode
+CLI): ``tests.fabricnet.legacy.LegacyNetwork``.
 """
 
 from tests.fabricnet.admin import Admin, CLIError, Invoked, package_id
