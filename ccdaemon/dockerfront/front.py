@@ -255,7 +255,7 @@ class DockerFront:
                 await self._hijacked(ex, content_type, resp.chunks())
                 return
             # Moby's client (Fabric 3.x) reads an archive's stat from this header.
-            stat = resp.headers.get(_PATH_STAT)
+            stat = resp.headers.get(_PATH_STAT.lower())
             extra = [(_PATH_STAT, stat)] if stat else []
             await ex.stream_answer(resp.status, content_type, resp.chunks(), extra)
 

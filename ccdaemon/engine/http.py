@@ -298,6 +298,7 @@ class Body:
         "_head",
         "_left",
         "_mode",
+        "_raw",
         "done",
         "reason",
         "status",
@@ -307,6 +308,7 @@ class Body:
         self._conn = conn
         self.status = status
         self.reason = reason
+        self._raw = head  # header values as sent: some are case-sensitive (base64)
         self._head = lowered = head.lower()
         self.done = False
         self._left = 0
@@ -331,10 +333,10 @@ class Body:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Every header, names in lower case."""
-        lines = self._head.decode("latin-1").split("\r\n")[1:]
+        """Every header, names in lower case, values as sent."""
+        lines = self._raw.decode("latin-1").split("\r\n")[1:]
         return {
-            key.strip(): value.strip()
+            key.strip().lower(): value.strip()
             for key, _, value in (line.partition(":") for line in lines)
             if key
         }

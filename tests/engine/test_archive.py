@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
+import json
 import tarfile
 from typing import TYPE_CHECKING
 
@@ -82,6 +84,22 @@ async def test_put_archive_places_files_in_container(engine: Engine, made: Made)
     async with containers.logs(engine, name) as frames:
         output = b"".join([frame.data async for frame in frames])
     assert output == TLS_FILES["/etc/hyperledger/fabric/peer.crt"]
+
+
+@pytest.mark.all_engines
+async def test_an_archive_reads_stat_header_is_given_as_the_engine_sent_it(
+    engine: Engine, made: Made
+) -> None:
+    """The path stat (base64 JSON, case-sensitive) comes through intact: moby's client reads it."""
+    name = made.container()
+    await containers.create(engine, name, sleeper())
+    await containers.put_archive(engine, name, "/", archive.targz(TLS_FILES))
+    query = {"path": "/etc/hyperledger/fabric/peer.crt"}
+    async with engine.request("GET", f"/containers/{name}/archive", params=query) as resp:
+        await resp.read()
+        stat = json.loads(base64.b64decode(resp.headers["x-docker-container-path-stat"]))
+    assert stat["name"] == "peer.crt"
+    assert stat["size"] == len(TLS_FILES["/etc/hyperledger/fabric/peer.crt"])
 
 
 @pytest.mark.all_engines
