@@ -57,6 +57,9 @@ CCID_ENV = "CORE_CHAINCODE_ID_NAME"
 _BUILDER_SHELL = ["/bin/sh", "-c"]
 # Fabric 2.5.16+ and 3.x ask the builder image its Go version first (util.ParamsImage).
 _GO_VERSION = ["go", "version"]
+# The usual cause of an unknown builder or runtime image: core.yaml names them by
+# Fabric's release ($(TWO_DIGIT_VERSION)), read for another release than the peer's.
+_RELEASE = "is runtime.fabric_version the peer's release?"
 
 # Config fields Fabric sets, with the check of each value.
 _CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -233,7 +236,9 @@ class FrontPolicy:
             raise Refused("an unnamed container must be a builder, not a chaincode")
         if image not in self.builder_images:
             allowed = ", ".join(sorted(self.builder_images))
-            raise Refused(f"image {image} is not a builder image of this peer ({allowed})")
+            raise Refused(
+                f"image {image} is not a builder image of this peer ({allowed}; {_RELEASE})"
+            )
         shell = cmd[:2] == _BUILDER_SHELL and len(cmd) == len(_BUILDER_SHELL) + 1
         if not shell and cmd != _GO_VERSION:
             raise Refused(
@@ -246,15 +251,14 @@ class FrontPolicy:
             raise Refused("HostConfig must be a JSON object", status=400)
         kept: dict[str, Any] = {}
         for key, value in given.items():
+            if is_zero(value):
+                continue  # unset: moby's client (Fabric 3.x) sends null for CapDrop
             check = _HOST_CONFIG.get(key)
             if check is None:
-                if not is_zero(value):
-                    raise Refused(f"HostConfig.{key} is not one Fabric sends; refused")
-                continue
+                raise Refused(f"HostConfig.{key} is not one Fabric sends; refused")
             if not check[0](value):
                 raise Refused(f"HostConfig.{key} must be {check[1]}", status=400)
-            if not is_zero(value):
-                kept[key] = value
+            kept[key] = value
         self._check_limits(kept)
         kept["NetworkMode"] = kept.get("NetworkMode") or self.network_mode
         return self.limits.apply(kept)
@@ -290,7 +294,11 @@ class FrontPolicy:
         """Refuse an image this peer's front has no business with (inspect)."""
         known = self.builder_images | self.runtime_images
         if image not in known and not self.chaincode_image(image):
-            raise Refused(f"image {image} is neither a builder or runtime image nor this peer's")
+            allowed = ", ".join(sorted(known))
+            raise Refused(
+                f"image {image} is neither a builder or runtime image ({allowed}; {_RELEASE})"
+                " nor one this peer built"
+            )
 
     def build(self, params: Mapping[str, str]) -> dict[str, str]:
         """Decide a ``POST /build`` query; the query to send (labels added, no leftovers)."""
@@ -343,7 +351,10 @@ class FrontPolicy:
         if seen:
             raise Refused(f"Dockerfile FROM {image}: a second FROM (stage) is refused")
         if image not in self.runtime_images:
-            raise Refused(f"Dockerfile FROM {image}: not a runtime image of this peer")
+            allowed = ", ".join(sorted(self.runtime_images))
+            raise Refused(
+                f"Dockerfile FROM {image}: not a runtime image of this peer ({allowed}; {_RELEASE})"
+            )
 
 
 _BUILD_KNOWN = frozenset({"t", "networkmode", "rm", "forcerm", "q"})

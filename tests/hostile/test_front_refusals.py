@@ -70,6 +70,21 @@ async def test_a_builder_create_as_fabric_sends_it_is_made(front: FrontBed) -> N
     assert await front.call("DELETE", f"/containers/{made}?force=1") == (204, "")
 
 
+async def test_a_chaincode_create_as_moby_sends_it_nulls_included_is_made(
+    front: FrontBed,
+) -> None:
+    """Fabric 3.x's client sends every HostConfig slice it never set as null: unset."""
+    name = front.names()[0]
+    body = front.chaincode()
+    body["HostConfig"] |= {"CapDrop": None, "CapAdd": None, "Dns": None, "Binds": None}
+    answer = await front.call("POST", f"/containers/create?name={name}", body)
+    assert answer[0] == 201, answer
+    inspected = await containers.inspect(front.hostile.engine, name)
+    assert not inspected["HostConfig"]["CapDrop"]
+    assert not inspected["HostConfig"]["Binds"]
+    assert await front.call("DELETE", f"/containers/{name}?force=1") == (204, "")
+
+
 # --- create bodies ------------------------------------------------------------------------
 
 
