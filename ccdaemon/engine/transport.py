@@ -425,7 +425,7 @@ class Engine:
         errors: ErrorMap | None = None,
         subject: str = "",
     ) -> Any:
-        """Make a control call and return its JSON answer (None for an empty body).
+        """Make a control call and return its JSON answer (None for an empty or blank body).
 
         ``json`` is sent as a JSON body; otherwise ``body`` with ``content_type``. The whole
         call, reading the answer included, has the control timeout plus ``extra_time``.
@@ -448,7 +448,8 @@ class Engine:
                 data = await self._read_all(conn, resp, what)
             if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
                 raise _error(resp, data, what, errors, subject)
-            return orjson.loads(data) if data else None
+            # Podman answers some calls (tag) with a body of one newline: no JSON.
+            return orjson.loads(data) if data and not data.isspace() else None
         except CcdaemonError as exc:
             failure = type(exc).__name__
             raise

@@ -49,6 +49,17 @@ async def test_build_makes_tagged_image_and_streams_progress(
     assert any("built-marker" in line for line in progress)
 
 
+async def test_tag_names_an_image_again(
+    engine: Engine, docker: aiodocker.Docker, made: Made
+) -> None:
+    """A tag (Podman answers 201 with a body of one newline) names the same image."""
+    repository = made.image()
+    await images.tag(engine, BASE_IMAGE, repository, "again")
+    tagged = await docker.images.inspect(f"{repository}:again")
+    assert tagged["Id"] == (await docker.images.inspect(BASE_IMAGE))["Id"]
+    await images.remove(engine, f"{repository}:again")
+
+
 async def test_build_error_inside_stream_raises_build_failed_with_log(
     engine: Engine, docker: aiodocker.Docker, made: Made
 ) -> None:
