@@ -60,6 +60,20 @@ async def test_tag_names_an_image_again(
     await images.remove(engine, f"{repository}:again")
 
 
+async def test_list_by_two_labels_finds_the_image_carrying_both(engine: Engine, made: Made) -> None:
+    """Both labels are matched (Podman 4.3 answers nothing to two label filters itself)."""
+    tag = made.image()
+    dockerfile = f"FROM {BASE_IMAGE}\nADD payload.txt /payload.txt\n"
+    labels = {TEST_LABEL: "1", "ccdt.tag": tag}
+    image_id = await images.build(
+        engine, context(dockerfile, **{"payload.txt": tag.encode()}), tag, labels=labels
+    )
+    assert [i["Id"] for i in await images.list_(engine, labels=labels)] == [image_id]
+    assert [i["Id"] for i in await images.list_(engine, labels={"ccdt.tag": tag})] == [image_id]
+    assert await images.list_(engine, labels={TEST_LABEL: "1", "ccdt.tag": "other"}) == []
+    assert await images.list_(engine, labels={"ccdt.tag": tag, "ccdt.none": None}) == []
+
+
 async def test_build_error_inside_stream_raises_build_failed_with_log(
     engine: Engine, docker: aiodocker.Docker, made: Made
 ) -> None:
