@@ -14,7 +14,8 @@ Every decision is an allow-list, and fails closed (docs/docker-front.md):
 - a named container must be a chaincode of this peer: its Env names the chaincode
   (``CORE_CHAINCODE_ID_NAME``), and its name and image are exactly the ones Fabric
   gives that chaincode on this peer (runtime/naming.py); an unnamed one must be a
-  builder: a configured builder image running ``/bin/sh -c``;
+  builder: a configured builder image running ``/bin/sh -c`` (not a script that
+  downloads a Go toolchain, as 3.x's does when go.mod asks a newer Go);
 - a build tags one image of this peer's, and its Dockerfile does no more than Fabric's
   (FROM a configured runtime image, ADD binpackage.tar, LABEL, ENV): no RUN, so a
   build executes nothing.
@@ -57,6 +58,8 @@ CCID_ENV = "CORE_CHAINCODE_ID_NAME"
 _BUILDER_SHELL = ["/bin/sh", "-c"]
 # Fabric 2.5.16+ and 3.x ask the builder image its Go version first (util.ParamsImage).
 _GO_VERSION = ["go", "version"]
+# Fabric 3.x's build script when go.mod asks a newer Go than the builder image has.
+_GO_DOWNLOAD = re.compile(r"https://go\.dev/dl/go(\d[\w.]*?)\.[a-z]+-\w+\.tar\.gz")
 # The usual cause of an unknown builder or runtime image: core.yaml names them by
 # Fabric's release ($(TWO_DIGIT_VERSION)), read for another release than the peer's.
 _RELEASE = "is runtime.fabric_version the peer's release?"
@@ -243,6 +246,13 @@ class FrontPolicy:
         if not shell and cmd != _GO_VERSION:
             raise Refused(
                 "a builder container runs /bin/sh -c SCRIPT (or go version), as Fabric's do"
+            )
+        if shell and (download := _GO_DOWNLOAD.search(cmd[2])):
+            raise Refused(
+                f"the chaincode's go.mod asks Go {download[1]}, newer than builder image"
+                f" {image}'s, and the peer's build script would download it from go.dev;"
+                f" a build reaches no network here: give the peer a builder image with Go"
+                f" {download[1]} or newer (core.yaml chaincode.builder)"
             )
 
     def host_config(self, given: Any) -> dict[str, Any]:

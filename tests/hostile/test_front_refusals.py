@@ -185,6 +185,27 @@ NAMED: list[tuple[str, Callable[[FrontBed], str | None], Callable[[FrontBed], An
         "runs /bin/sh -c SCRIPT",
     ),
     (
+        # Fabric 3.1.5's script for a go.mod newer than the builder's Go (platform.go's
+        # shape). Not driven through a real peer: were the guard broken, that test would
+        # download from go.dev.
+        "a builder that downloads Go",
+        lambda _: None,
+        lambda _: {
+            "Image": BUILDER,
+            "Cmd": [
+                "/bin/sh",
+                "-c",
+                (
+                    "\nset -e\n\ncurl -sLO https://go.dev/dl/go1.99.0.linux-amd64.tar.gz\n"
+                    "rm -rf /usr/local/go\n"
+                    'tar -C /usr/local -xzfv "go1.99.0.linux-amd64.tar.gz"\ngo version\n'
+                    "cd /chaincode/input/src\nGO111MODULE=on go build -v -mod=readonly\n"
+                ),
+            ],
+        },
+        "go.mod asks Go 1.99.0, newer than builder image",
+    ),
+    (
         "a privileged builder",
         lambda _: None,
         lambda _: {
