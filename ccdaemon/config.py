@@ -89,14 +89,25 @@ class DockerAPIConfig:
 
     Attributes:
         socket: the Unix socket a peer's ``vm.endpoint`` names
-            (``unix:///run/ccdaemon/docker.sock``); unset: no front.
+            (``unix:///run/ccdaemon/docker.sock``); unset, with ``tcp`` unset too: no front.
         socket_mode: its permission bits.
         socket_group: the group given the socket (the peer's), if any.
+        tcp: ``host:port`` to serve the front on as well (or alone), for a peer's
+            ``vm.endpoint: tcp://host:port`` with ``vm.docker.tls.enabled``. Mutual TLS
+            only: needs ``tcp_ca`` (which signs the peers' client certificates),
+            ``tcp_cert`` and ``tcp_key``.
+        tcp_ca: see ``tcp``.
+        tcp_cert: see ``tcp``.
+        tcp_key: see ``tcp``.
     """
 
     socket: Path | None = None
     socket_mode: int = 0o660
     socket_group: str | None = None
+    tcp: str | None = None
+    tcp_ca: Path | None = None
+    tcp_cert: Path | None = None
+    tcp_key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +447,15 @@ _IMAGE_NAMES = tuple(f.name for f in fields(PlatformImages))
 _LOG_KEYS = tuple(f.name for f in fields(ChaincodeLogging))
 _TLS_KEYS = ("ca", "cert", "key")
 
+
+def _tcp_keys(table: str) -> dict[str, _Kind]:
+    """``tcp`` and its mutual-TLS files, as both ``[listen]`` and ``[docker_api]`` have them."""
+    return {
+        f"{table}.tcp": _optional(_string_kind("host:port", _host_port)),
+        **{f"{table}.tcp_{name}": _optional(_path()) for name in _TLS_KEYS},
+    }
+
+
 #: Every scalar key, dotted as in the TOML file.
 _KEYS: dict[str, _Kind] = {
     "instance": _string_kind(
@@ -444,13 +464,11 @@ _KEYS: dict[str, _Kind] = {
     "listen.socket": _path(),
     "listen.socket_mode": _mode(),
     "listen.socket_group": _optional(_any_string()),
-    "listen.tcp": _optional(_string_kind("host:port", _host_port)),
-    "listen.tcp_ca": _optional(_path()),
-    "listen.tcp_cert": _optional(_path()),
-    "listen.tcp_key": _optional(_path()),
+    **_tcp_keys("listen"),
     "docker_api.socket": _optional(_path()),
     "docker_api.socket_mode": _mode(),
     "docker_api.socket_group": _optional(_any_string()),
+    **_tcp_keys("docker_api"),
     "engine.endpoint": _string_kind(
         "unix:///path, tcp://host:port or https://host:port", _endpoint
     ),
@@ -729,7 +747,7 @@ def _build(
     merged: Mapping[str, _Setting], *, core_yaml: Path | None, source: Path | None
 ) -> Config:
     listen = ListenConfig(**_section(merged, "listen"))
-    _check_listen(listen, merged)
+    _check_tcp(listen, "listen", merged)
     tls_files = {k: v for k, v in _section(merged, "engine.tls").items() if v is not None}
     engine = EngineConfig(
         **_section(merged, "engine"), tls=TLSFiles(**tls_files) if tls_files else None
@@ -752,8 +770,11 @@ def _build(
         given = merged["ca.cert" if ca.get("cert") is not None else "ca.key"]
         raise given.error("the chaincode CA needs both [ca] cert and key, or neither")
     docker_api = DockerAPIConfig(**_section(merged, "docker_api"))
-    if docker_api.socket is not None and docker_api.socket == listen.socket:
-        raise merged["docker_api.socket"].error("must not be the control API's listen.socket")
+    _check_tcp(docker_api, "docker_api", merged)
+    for name in ("socket", "tcp"):  # the front and the control API on one address
+        mine = getattr(docker_api, name)
+        if mine is not None and mine == getattr(listen, name):
+            raise merged[f"docker_api.{name}"].error(f"must not be the control API's listen.{name}")
     return Config(
         listen=listen,
         docker_api=docker_api,
@@ -773,11 +794,18 @@ def _build(
     )
 
 
-def _check_listen(listen: ListenConfig, merged: Mapping[str, _Setting]) -> None:
-    if listen.tcp is None:
+#: What each table's ``tcp`` serves, for the error that names its missing files.
+_SERVES = {"listen": "the control API", "docker_api": "the Docker-API front"}
+
+
+def _check_tcp(
+    section: ListenConfig | DockerAPIConfig, table: str, merged: Mapping[str, _Setting]
+) -> None:
+    """``<table>.tcp`` serves with mutual TLS only: its three files must all be set."""
+    if section.tcp is None:
         return
-    missing = [n for n in ("tcp_ca", "tcp_cert", "tcp_key") if getattr(listen, n) is None]
+    missing = [f"{table}.tcp_{n}" for n in _TLS_KEYS if getattr(section, f"tcp_{n}") is None]
     if missing:
-        raise merged["listen.tcp"].error(
-            f"serving on TCP needs mutual TLS: set listen.{', listen.'.join(missing)}"
+        raise merged[f"{table}.tcp"].error(
+            f"serving {_SERVES[table]} on TCP needs mutual TLS: set {', '.join(missing)}"
         )

@@ -133,6 +133,10 @@ tcp_key = "/tls/key.pem"
 socket = "/run/peer0/docker.sock"
 socket_mode = "0660"
 socket_group = "fabric"
+tcp = "127.0.0.1:2376"
+tcp_ca = "/tls/peers-ca.pem"
+tcp_cert = "/tls/front.pem"
+tcp_key = "/tls/front.key"
 
 [engine]
 endpoint = "tcp://engine.example.com:2376"
@@ -221,7 +225,13 @@ def test_every_key_lands_in_its_field(tmp_path: Path) -> None:
             tcp_key=Path("/tls/key.pem"),
         ),
         docker_api=DockerAPIConfig(
-            socket=Path("/run/peer0/docker.sock"), socket_mode=0o660, socket_group="fabric"
+            socket=Path("/run/peer0/docker.sock"),
+            socket_mode=0o660,
+            socket_group="fabric",
+            tcp="127.0.0.1:2376",
+            tcp_ca=Path("/tls/peers-ca.pem"),
+            tcp_cert=Path("/tls/front.pem"),
+            tcp_key=Path("/tls/front.key"),
         ),
         engine=EngineConfig(
             endpoint="tcp://engine.example.com:2376",
@@ -298,6 +308,94 @@ def test_optional_keys_are_unset_by_an_empty_string(tmp_path: Path) -> None:
     assert config.engine.tls is None
 
 
+# --- the Docker-API front on TCP, with mutual TLS ----------------------------------
+
+FRONT_TCP = """\
+[docker_api]
+tcp = "127.0.0.1:2376"
+tcp_ca = "tls/peers-ca.pem"
+tcp_cert = "/tls/front.pem"
+tcp_key = "/tls/front.key"
+"""
+
+
+def test_the_front_may_serve_on_tcp_alone(tmp_path: Path) -> None:
+    config = load_text(tmp_path, FRONT_TCP)
+    assert config.docker_api == DockerAPIConfig(
+        tcp="127.0.0.1:2376",
+        tcp_ca=tmp_path / "tls/peers-ca.pem",  # relative to the file, as every path
+        tcp_cert=Path("/tls/front.pem"),
+        tcp_key=Path("/tls/front.key"),
+    )
+    assert config.docker_api.socket is None
+    assert config.listen.tcp is None  # the control API's own TCP listener stays off
+
+
+def test_the_front_on_tcp_from_the_environment(tmp_path: Path) -> None:
+    environ = {
+        "CCDAEMON_DOCKER_API_TCP": "0.0.0.0:2376",
+        "CCDAEMON_DOCKER_API_TCP_CA": "/e/ca.pem",
+        "CCDAEMON_DOCKER_API_TCP_CERT": "/e/cert.pem",
+        "CCDAEMON_DOCKER_API_TCP_KEY": "/e/key.pem",
+    }
+    front = load(None, environ).docker_api
+    assert (front.tcp, front.tcp_ca, front.tcp_cert, front.tcp_key) == (
+        "0.0.0.0:2376",
+        Path("/e/ca.pem"),
+        Path("/e/cert.pem"),
+        Path("/e/key.pem"),
+    )
+    over = load_text(tmp_path, FRONT_TCP, {"CCDAEMON_DOCKER_API_TCP": "[::1]:2377"})
+    assert over.docker_api.tcp == "[::1]:2377"
+    assert over.origins["docker_api.tcp"] == "environment CCDAEMON_DOCKER_API_TCP"
+    assert over.origins["docker_api.tcp_key"] == f"{tmp_path / 'ccdaemon.toml'}: docker_api.tcp_key"
+    # An empty value unsets it: the front is off, its files left unused.
+    assert load_text(tmp_path, FRONT_TCP, {"CCDAEMON_DOCKER_API_TCP": ""}).docker_api.tcp is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "where", "key", "missing"),
+    [
+        (
+            {"CCDAEMON_DOCKER_API_TCP": "h:2376", "CCDAEMON_DOCKER_API_TCP_CA": "/ca.pem"},
+            "environment",
+            "CCDAEMON_DOCKER_API_TCP",
+            "set docker_api.tcp_cert, docker_api.tcp_key",
+        ),
+        # The file sets all three; the environment unsets one of them.
+        ({"CCDAEMON_DOCKER_API_TCP_KEY": ""}, "file", "docker_api.tcp", "set docker_api.tcp_key"),
+    ],
+)
+def test_the_front_on_tcp_without_its_files_names_them(
+    tmp_path: Path, environ: dict[str, str], where: str, key: str, missing: str
+) -> None:
+    path = write_toml(tmp_path, FRONT_TCP if where == "file" else "")
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ)
+    assert (caught.value.where, caught.value.key) == (
+        str(path) if where == "file" else where,
+        key,
+    )
+    assert f"serving the Docker-API front on TCP needs mutual TLS: {missing}" in str(caught.value)
+
+
+def test_check_config_shows_the_front_on_tcp(tmp_path: Path) -> None:
+    toml = tmp_path / "ccdaemon.toml"
+    both = FRONT_TCP + 'socket = "/run/ccdaemon/docker.sock"\n'
+    shown = configview.describe(load_text(tmp_path, both))
+    summary = next(line for line in shown.splitlines() if line.startswith("  docker api "))
+    assert summary.split(maxsplit=2)[2] == (
+        "/run/ccdaemon/docker.sock (mode 0660) and https://127.0.0.1:2376 (client certificates "
+        f"from {tmp_path / 'tls/peers-ca.pem'}), for a peer's vm.endpoint"
+    )
+    lines = {line.split(" = ")[0].strip(): line for line in shown.splitlines() if " = " in line}
+    assert lines["docker_api.tcp"].endswith(f'= "127.0.0.1:2376"  ({toml}: docker_api.tcp)')
+    assert lines["docker_api.tcp_cert"].endswith(
+        f'= "/tls/front.pem"  ({toml}: docker_api.tcp_cert)'
+    )
+    assert lines["listen.tcp"].endswith("= (unset)  (default)")
+
+
 # --- errors: every one names the file or variable, and the key -----------------------
 
 # (TOML text, the key named, words of the message)
@@ -362,6 +460,40 @@ TOML_ERRORS = [
         "needs mutual TLS: set listen.tcp_ca, listen.tcp_cert, listen.tcp_key",
     ),
     ("[listen]\ntcp = 'h:1'\ntcp_ca = '/a'\ntcp_cert = '/b'\n", "listen.tcp", "set listen.tcp_key"),
+    (
+        "[docker_api]\ntcp = '127.0.0.1:2376'\n",
+        "docker_api.tcp",
+        (
+            "serving the Docker-API front on TCP needs mutual TLS: "
+            "set docker_api.tcp_ca, docker_api.tcp_cert, docker_api.tcp_key"
+        ),
+    ),
+    (
+        "[docker_api]\ntcp = 'h:2376'\ntcp_cert = '/b'\n",
+        "docker_api.tcp",
+        "needs mutual TLS: set docker_api.tcp_ca, docker_api.tcp_key",
+    ),
+    (
+        "[docker_api]\ntcp = 'h:2376'\ntcp_ca = '/a'\ntcp_key = '/c'\n",
+        "docker_api.tcp",
+        "needs mutual TLS: set docker_api.tcp_cert",
+    ),
+    ("[docker_api]\ntcp = 'h:2376'\ntcp_ca = 3\n", "docker_api.tcp_ca", "must be a file path"),
+    ("[docker_api]\ntcp = '2376'\n", "docker_api.tcp", "must be host:port, got '2376'"),
+    ("[docker_api]\ntcp = 'h:0'\n", "docker_api.tcp", "must be host:port, got 'h:0'"),
+    (
+        "[docker_api]\ntls = {}\n",
+        "docker_api.tls",
+        "known here: socket, socket_group, socket_mode, tcp, tcp_ca, tcp_cert, tcp_key",
+    ),
+    (
+        (
+            "[listen]\ntcp = 'h:7060'\ntcp_ca = '/a'\ntcp_cert = '/b'\ntcp_key = '/c'\n"
+            "[docker_api]\ntcp = 'h:7060'\ntcp_ca = '/a'\ntcp_cert = '/b'\ntcp_key = '/c'\n"
+        ),
+        "docker_api.tcp",
+        "must not be the control API's listen.tcp",
+    ),
     (
         "[runtime]\nstartup_timeout = -1\n",
         "runtime.startup_timeout",

@@ -143,7 +143,12 @@ def _mask(text: str) -> str:
 
 def _front(config: Config) -> str:
     front = config.docker_api
-    if front.socket is None:
+    served = []
+    if front.socket is not None:
+        group = f", group {front.socket_group}" if front.socket_group else ""
+        served.append(f"{front.socket} (mode {front.socket_mode:04o}{group})")
+    if front.tcp is not None:
+        served.append(f"https://{front.tcp} (client certificates from {front.tcp_ca})")
+    if not served:
         return "(off)"
-    group = f", group {front.socket_group}" if front.socket_group else ""
-    return f"{front.socket} (mode {front.socket_mode:04o}{group}), for a peer's vm.endpoint"
+    return f"{' and '.join(served)}, for a peer's vm.endpoint"

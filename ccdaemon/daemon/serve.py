@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import ssl
 import sys
 import time
 from dataclasses import replace
@@ -38,6 +37,7 @@ from ccdaemon.daemon.metrics import Metrics
 from ccdaemon.daemon.sockets import StartError, check_directory, clear_stale, give, unlink
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
+from ccdaemon.daemon.tls import server_context
 from ccdaemon.engine import (
     APIVersionError,
     Engine,
@@ -350,7 +350,16 @@ def _reload(config: Config) -> None:
     logsetup.setup(fresh.log.level, fresh.log.format)
     changed = [
         name
-        for name in ("listen", "engine", "runtime", "images", "policy", "shutdown", "instance")
+        for name in (
+            "listen",
+            "docker_api",
+            "engine",
+            "runtime",
+            "images",
+            "policy",
+            "shutdown",
+            "instance",
+        )
         if getattr(fresh, name) != getattr(config, name)
     ]
     log.info("configuration reloaded: log level %s, format %s", fresh.log.level, fresh.log.format)
@@ -393,23 +402,12 @@ async def _listen(runner: web.AppRunner, config: Config) -> None:
 
 async def _finish_listening(runner: web.AppRunner, config: Config) -> None:
     """The socket's group and mode, and the TCP listener."""
-    path = config.listen.socket
-    give(path, config.listen.socket_mode, config.listen.socket_group)
-    log.info("API on %s (mode %04o)", path, config.listen.socket_mode)
-    if config.listen.tcp:
-        host, _, port = config.listen.tcp.rpartition(":")
-        await web.TCPSite(
-            runner, host or "127.0.0.1", int(port), ssl_context=_server_tls(config)
-        ).start()
-        log.info("API on https://%s (client certificates required)", config.listen.tcp)
-
-
-def _server_tls(config: Config) -> ssl.SSLContext:
-    """Mutual TLS for the TCP listener: clients without a certificate from tcp_ca are refused."""
     listen = config.listen
-    if listen.tcp_ca is None or listen.tcp_cert is None or listen.tcp_key is None:
-        raise StartError("listen.tcp needs tcp_ca, tcp_cert and tcp_key")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(listen.tcp_ca))
-    context.load_cert_chain(str(listen.tcp_cert), str(listen.tcp_key))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+    path = listen.socket
+    give(path, listen.socket_mode, listen.socket_group)
+    log.info("API on %s (mode %04o)", path, listen.socket_mode)
+    if listen.tcp:
+        context = server_context(listen.tcp_ca, listen.tcp_cert, listen.tcp_key, table="listen")
+        host, _, port = listen.tcp.rpartition(":")
+        await web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=context).start()
+        log.info("API on https://%s (client certificates required)", listen.tcp)
