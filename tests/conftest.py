@@ -79,8 +79,14 @@ def engine_sockets(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def _engine_param(item: pytest.Function) -> object:
+    """The engine an item runs on: its ``engine_name``, or a parameter's (a front case's)."""
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("engine_name") if callspec is not None else None
+    if callspec is None:
+        return None
+    if "engine_name" in callspec.params:
+        return callspec.params["engine_name"]
+    named = (getattr(value, "engine_name", None) for value in callspec.params.values())
+    return next((name for name in named if name is not None), None)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A real Fabric network whose peer builds and runs chaincode through a real daemon.
 
-Fabric 2.5.10 by default; ``CCDAEMON_TEST_FABRIC_VERSION=3.1.5`` runs the same tests on
-3.1.5 (a V3_0 channel).
+Every test runs on Fabric 2.5.10 and on 3.1.5 (a V3_0 channel), one network each;
+``CCDAEMON_TEST_FABRIC_VERSION`` (space-separated) picks some.
 
 One network (tests/fabricnet: an orderer and a peer on 127.0.0.1, TLS on) and one
 daemon (``ccdaemon serve``, a process, on the default engine with host networking and
@@ -60,7 +60,8 @@ T = TypeVar("T")
 #: The Go builder stand-in (scripts/images), a Go new enough for the shim closure.
 GO_BUILDER = "localhost/ccdaemon/goenv:1.24"
 GO_RUNTIME = "localhost/ccdaemon/baseos:1"
-FABRIC_VERSION = os.environ.get("CCDAEMON_TEST_FABRIC_VERSION", "2.5.10")
+#: The Fabric releases the real-peer tests run on, each with its own network and daemon.
+FABRIC_VERSIONS = os.environ.get("CCDAEMON_TEST_FABRIC_VERSION", "2.5.10 3.1.5").split()
 #: The name the test chaincode is committed under.
 KV_NAME = "kv"
 #: Seconds the daemon may take to answer health after it is started.
@@ -305,14 +306,14 @@ def fabric_engine(engine_sockets: dict[str, str]) -> str:
     return engine_socket
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="package", params=FABRIC_VERSIONS)
 def fabric(fabric_engine: str, request: pytest.FixtureRequest) -> Generator[Fabric, None, None]:
-    """The network, its daemon and the ``kv`` chaincode committed and initialised."""
+    """The network of one Fabric release, its daemon, ``kv`` committed and initialised."""
     directory = short_directory("ccfd-")
     daemon = Daemon(directory, f"fab-{secrets.token_hex(3)}", directory / "ccdaemon.toml")
     net = Network.create(
         daemon.socket,
-        version=FABRIC_VERSION,
+        version=request.param,
         core_overrides={"chaincode.startuptimeout": "120s"},
     )
     daemon.config.write_text(daemon_toml(directory, daemon.instance, fabric_engine, net.core_yaml))

@@ -1,4 +1,4 @@
-"""A stock Fabric 2.5.10 peer builds and runs the project's chaincode through ccdaemon.
+"""A stock Fabric 2.5.10 or 3.1.5 peer builds and runs the project's chaincode through ccdaemon.
 
 The peer's only builder is ccdaemon's external builder and its ``vm.endpoint`` names no
 engine. Each test checks the ledger's answers through the peer CLI and the engine's real

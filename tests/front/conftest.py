@@ -1,15 +1,18 @@
 """A real Fabric peer on its own Docker controller, its ``vm.endpoint`` at ccdaemon's front.
 
-Fabric 2.5.10 by default (``CCDAEMON_TEST_FABRIC_VERSION`` as for tests/fabric). The
-peer has no external builder: it builds chaincode in its own builder container and
+The peer has no external builder: it builds chaincode in its own builder container and
 runs it with DockerVM.Start, every engine call through the daemon's Docker-API front
-(``[docker_api] socket``), which forwards to the default engine. The daemon reads the
-peer's core.yaml, so it knows the peer's names and images, and its own ``[engine]
-endpoint`` names the real engine (core.yaml's ``vm.endpoint`` is the front).
+(``[docker_api] socket``), which forwards to a real engine. The daemon reads the peer's
+core.yaml, so it knows the peer's names and images, and its own ``[engine] endpoint``
+names the real engine (core.yaml's ``vm.endpoint`` is the front).
+
+``front`` runs each test once per ``FRONT_CASES`` entry: 2.5.10 on the default engine;
+3.1.5 (moby's client, whose image builds send ``rm=0``) on Docker 28.5 and on Podman 4.3
+(below 3.1.5's starting API version). ``CCDAEMON_TEST_FABRIC_VERSION`` narrows them.
 
 The builder and runtime stand-ins are tagged with the names the stock core.yaml gives
-(``hyperledger/fabric-ccenv:2.5``, ``hyperledger/fabric-baseos:2.5``) before the peer
-runs, and those tags are removed at the end.
+(``hyperledger/fabric-ccenv:2.5``, ``hyperledger/fabric-baseos:2.5``; 3.1 likewise)
+before the peer runs, and those tags are removed at the end.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ccdaemon.engine import Engine, NoSuchImage, images
+from ccdaemon.engine import Engine, NoSuchImage, images, system
 from tests.conftest import DEFAULT_ENGINE
 from tests.fabric.conftest import (
-    FABRIC_VERSION,
+    FABRIC_VERSIONS,
     KV,
     Daemon,
     deploy_kv,
@@ -34,21 +37,49 @@ from tests.fabric.conftest import (
     remove_engine_instance,
     short_directory,
 )
-from tests.fabricnet import Network
+from tests.fabricnet import Network, container_name
+from tests.fabricnet.configs import PEER_ID
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
     from pathlib import Path
 
 
+@dataclass(frozen=True)
+class FrontCase:
+    """A Fabric release and the engine its peer reaches through the front."""
+
+    version: str
+    engine_name: str
+
+    def __str__(self) -> str:
+        return f"{self.version}-{self.engine_name}"
+
+
+FRONT_CASES = [
+    case
+    for case in (
+        FrontCase("2.5.10", DEFAULT_ENGINE),
+        FrontCase("3.1.5", "docker-28.5"),
+        FrontCase("3.1.5", "podman-4.3"),
+    )
+    if case.version in FABRIC_VERSIONS
+]
+
+
 @dataclass
 class Front:
-    """The peer, the daemon whose front it uses, its chaincode and the engine's socket."""
+    """The peer, the daemon whose front it uses, its chaincode and the engine's socket.
+
+    ``left_by_deploy``: containers (id -> name) that deploying ``kv`` added to the
+    engine besides ``kv``'s own, Podman's external (buildah) ones included.
+    """
 
     net: Network
     daemon: Daemon
     kv: KV
     engine_socket: str
+    left_by_deploy: dict[str, str]
 
     @property
     def socket(self) -> Path:
@@ -86,8 +117,29 @@ async def tag_standins(engine_socket: str, standins: dict[str, str], *, add: boo
                     await images.remove(engine, name)
 
 
+async def engine_containers(engine_socket: str) -> dict[str, str]:
+    """Every container on the engine (id -> name); on Podman, its external ones too.
+
+    A Podman build's intermediate containers are buildah's, which the Docker-compatible
+    list never shows; libpod's list does with ``external``.
+    """
+    async with Engine(f"unix://{engine_socket}") as engine:
+        if (await system.version(engine)).kind == "podman":
+            listing = engine.request(
+                "GET",
+                "/v4.0.0/libpod/containers/json",
+                params={"all": "true", "external": "true"},
+                versioned=False,
+            )
+        else:
+            listing = engine.request("GET", "/containers/json", params={"all": "1"})
+        async with listing as answer:
+            found = await answer.json()
+    return {str(item["Id"]): str((item.get("Names") or ["?"])[0]).lstrip("/") for item in found}
+
+
 @contextlib.contextmanager
-def serving_front(engine_socket: str, *, version: str = FABRIC_VERSION) -> Iterator[Front]:
+def serving_front(engine_socket: str, *, version: str) -> Iterator[Front]:
     """A daemon with its front on ``engine_socket``, a peer on the front, ``kv`` deployed.
 
     Everything is stopped and removed afterwards: the network, the daemon, what the
@@ -101,13 +153,20 @@ def serving_front(engine_socket: str, *, version: str = FABRIC_VERSION) -> Itera
         version=version,
         core_overrides={"chaincode.startuptimeout": "120s"},
     )
-    daemon.config.write_text(front_toml(daemon, engine_socket, net.core_yaml))
+    # The release names the images core.yaml gives by $(TWO_DIGIT_VERSION).
+    runtime = f'[runtime]\nfabric_version = "{version}"\n'
+    daemon.config.write_text(front_toml(daemon, engine_socket, net.core_yaml) + runtime)
     standins = net.standin_images()
     asyncio.run(tag_standins(engine_socket, standins, add=True))
     try:
         daemon.start()
         net.up()
-        yield Front(net, daemon, deploy_kv(net), engine_socket)
+        before = asyncio.run(engine_containers(engine_socket))
+        kv = deploy_kv(net)
+        added = asyncio.run(engine_containers(engine_socket)).items() - before.items()
+        kv_name = container_name(net.network_id, PEER_ID, kv.package_id)
+        left = {cid: name for cid, name in added if name != kv_name}
+        yield Front(net, daemon, kv, engine_socket, left)
     except BaseException:
         for name, text in (("peer", net.peer.tail(80)), ("daemon", daemon.tail(80))):
             print(f"\n--- {name} log (last lines)\n{text}")  # noqa: T201
@@ -121,10 +180,13 @@ def serving_front(engine_socket: str, *, version: str = FABRIC_VERSION) -> Itera
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="package")
-def front(engine_sockets: dict[str, str]) -> Generator[Front, None, None]:
-    """The default engine's front, its peer, and ``kv`` committed and initialised."""
-    engine_socket = engine_sockets[DEFAULT_ENGINE]
+@pytest.fixture(scope="package", params=FRONT_CASES, ids=str)
+def front(
+    engine_sockets: dict[str, str], request: pytest.FixtureRequest
+) -> Generator[Front, None, None]:
+    """A case's engine, its front, its peer, and ``kv`` committed and initialised."""
+    case: FrontCase = request.param
+    engine_socket = engine_sockets[case.engine_name]
     ensure_images(engine_socket)
-    with serving_front(engine_socket) as served:
+    with serving_front(engine_socket, version=case.version) as served:
         yield served
