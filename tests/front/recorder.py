@@ -134,11 +134,13 @@ class Recorder:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-            tasks = asyncio.all_tasks() - {asyncio.current_task()}
-            for task in tasks:
-                task.cancel()
-            # Each relay closes both its sockets as it ends (_serve's finally).
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Each relay closes its sockets as it ends (_serve's finally); one accepted
+            # while closing starts first, so that it has a finally to run.
+            while tasks := asyncio.all_tasks() - {asyncio.current_task()}:
+                await asyncio.sleep(0)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             if self._server is not None:
                 await self._server.wait_closed()
 
@@ -159,6 +161,9 @@ class Recorder:
         except OSError:
             client_w.close()
             return
+        except asyncio.CancelledError:  # the recorder closes while this relay begins
+            client_w.close()
+            raise
         pending: collections.deque[Exchange] = collections.deque()
         upgraded = asyncio.Event()
         try:
