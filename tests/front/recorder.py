@@ -155,6 +155,12 @@ class Recorder:
         return [Exchange(**vars(e)) for e in list(self.exchanges)]
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        # Only close() cancels a relay; Python 3.11's server logs a handler that ends
+        # cancelled as an ERROR ("Exception in callback"), so a cancelled relay just ends.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay(client_r, client_w)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         number = next(self._numbers)
         try:
             engine_r, engine_w = await asyncio.open_unix_connection(self.upstream, limit=MAX_HEAD)
