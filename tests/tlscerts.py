@@ -55,7 +55,9 @@ def make_cert(
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     if usage == ExtendedKeyUsageOID.SERVER_AUTH:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
+            ),
             critical=False,
         )
     return builder.sign(issuer[1] if issuer else key, hashes.SHA256())

@@ -409,5 +409,8 @@ async def _finish_listening(runner: web.AppRunner, config: Config) -> None:
     if listen.tcp:
         context = server_context(listen.tcp_ca, listen.tcp_cert, listen.tcp_key, table="listen")
         host, _, port = listen.tcp.rpartition(":")
-        await web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=context).start()
+        # An IPv6 address is written "[::1]:7060"; the socket wants it without brackets.
+        await web.TCPSite(
+            runner, host.strip("[]") or "127.0.0.1", int(port), ssl_context=context
+        ).start()
         log.info("API on https://%s (client certificates required)", listen.tcp)
