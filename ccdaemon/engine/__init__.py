@@ -1,8 +1,10 @@
 """Rungs 1-2: a Docker Engine API client over a raw socket. It knows nothing of Fabric.
 
-``Engine`` is the transport (session, negotiation, timeouts); the call modules hold one
-function per engine call: ``containers``, ``images``, ``system``, ``swarm`` (services,
-secrets, tasks); ``streams`` reads streaming bodies and ``archive`` writes tar packages.
+``Engine`` is the transport (session, negotiation, timeouts), over ``http`` (HTTP/1.1
+connections), ``endpoints`` (addresses, TLS files), ``versions`` (API versions) and
+``responses`` (bodies, error statuses); the call modules hold one function per engine
+call: ``containers``, ``images``, ``system``, ``swarm`` (services, secrets, tasks);
+``streams`` reads streaming bodies and ``archive`` writes tar packages.
 """
 
 from ccdaemon.engine import archive, containers, images, streams, swarm, system

@@ -1,8 +1,10 @@
-"""The transport to one engine: its connection pool, API-version negotiation, timeouts.
+"""The transport to one engine: requests over its connection pool, negotiation, timeouts.
 
 Every socket or protocol error is turned into ``EngineUnavailable`` or ``StreamBroken``
 here, and every error status into the ``EngineError`` subclass that the calling function
-names for it, so callers never see ``OSError`` or the HTTP layer's own types.
+names for it (``responses``), so callers never see ``OSError`` or the HTTP layer's own
+types. The API version is negotiated on first use and after the engine was away
+(``versions`` chooses it); ``endpoints`` reads the address and its TLS files.
 
 One pool serves every call, with no limit on connections in use: a limit would let
 long-lived streams (logs, attach, events, wait) starve control calls. Bounding the work
@@ -14,49 +16,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 import orjson
 
 from ccdaemon.engine import http
 from ccdaemon.engine.deadlines import Deadlines, Limit
-from ccdaemon.engine.errors import (
-    APIVersionError,
-    Conflict,
-    EngineError,
-    EngineUnavailable,
-    InvalidParameter,
-    NotFound,
-    NotModified,
-    StreamBroken,
+from ccdaemon.engine.endpoints import TLSFiles, connect
+from ccdaemon.engine.errors import EngineUnavailable, InvalidParameter, StreamBroken
+from ccdaemon.engine.responses import ErrorMap, Response, error_for
+from ccdaemon.engine.versions import (
+    CLIENT_MAX_API,
+    CLIENT_MIN_API,
+    APIVersion,
+    EngineVersion,
+    negotiate,
 )
 from ccdaemon.errors import CcdaemonError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator
-    from pathlib import Path
+    from collections.abc import AsyncIterable, AsyncIterator, Mapping
+
+# The names of versions, endpoints and responses that callers import from here.
+__all__ = [
+    "CLIENT_MAX_API",
+    "CLIENT_MIN_API",
+    "APIVersion",
+    "CallObserver",
+    "Engine",
+    "EngineTimeouts",
+    "EngineVersion",
+    "ErrorMap",
+    "Kind",
+    "Response",
+    "TLSFiles",
+    "segment",
+]
 
 Kind = Literal["control", "stream"]
 
-#: The error each status means for one call: an EngineError class, or a function that
-#: chooses by the engine's message where the status alone does not tell.
-ErrorMap: TypeAlias = Mapping[int, Callable[[int, str], EngineError]]
 #: Told of each control call: method, path, seconds, error class name or None.
 CallObserver: TypeAlias = Callable[[str, str, float, str | None], object]
-
-_STATUS_ERRORS: dict[int, type[EngineError]] = {
-    304: NotModified,
-    400: InvalidParameter,
-    404: NotFound,
-    409: Conflict,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,122 +77,6 @@ class EngineTimeouts:
 
     connect: float = 5.0
     control: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class TLSFiles:
-    """TLS files for a ``tcp://`` or ``https://`` endpoint, as Fabric's ``vm.docker.tls``.
-
-    Attributes:
-        ca: the CA that signed the engine's certificate (None: the system's trust store).
-        cert: the client certificate, for engines that demand one (``--tlsverify``).
-        key: the client certificate's key.
-    """
-
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class APIVersion:
-    """A Docker Engine API version such as 1.41, ordered numerically."""
-
-    major: int
-    minor: int
-
-    @classmethod
-    def parse(cls, text: str) -> APIVersion:
-        """Parse ``"1.41"`` (a leading ``v`` is allowed).
-
-        Raises:
-            ValueError: ``text`` is not of the form MAJOR.MINOR.
-        """
-        major, sep, minor = text.strip().removeprefix("v").partition(".")
-        if not sep or not major.isdigit() or not minor.isdigit():
-            raise ValueError(f"{text!r} is not an API version of the form 1.41")
-        return cls(int(major), int(minor))
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-
-#: The API versions this client speaks: from the oldest Fabric 1.4's engines allowed to
-#: the newest engine it has been tested against (Docker 28.5).
-CLIENT_MIN_API = APIVersion(1, 12)
-CLIENT_MAX_API = APIVersion(1, 51)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineVersion:
-    """What the engine says of itself, and the API version chosen to talk to it."""
-
-    kind: Literal["docker", "podman"]
-    version: str
-    api_version: APIVersion
-    min_api_version: APIVersion
-    negotiated: APIVersion
-    raw: Mapping[str, Any]
-
-
-class Response:
-    """An engine response whose body is read through methods that map transport errors."""
-
-    __slots__ = ("_body", "_what")
-
-    def __init__(self, body: http.Body, what: str) -> None:
-        self._body = body
-        self._what = what
-
-    @property
-    def status(self) -> int:
-        """The HTTP status."""
-        return self._body.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The response headers, keys in lower case."""
-        return self._body.headers
-
-    async def read(self) -> bytes:
-        """Read the whole body.
-
-        Raises:
-            StreamBroken: the body was cut or the connection broke.
-        """
-        try:
-            return await self._body.read()
-        except http.BodyCut as exc:
-            raise StreamBroken(f"{self._what}: {exc}") from exc
-
-    async def json(self) -> Any:
-        """Read the whole body as JSON; an empty body gives None."""
-        body = await self.read()
-        return orjson.loads(body) if body else None
-
-    async def read_exactly(self, n: int) -> bytes | None:
-        """Read exactly ``n`` bytes; None when the body ended cleanly before the first one.
-
-        Raises:
-            StreamBroken: the body ended after some but not all of the ``n`` bytes, or the
-                connection broke.
-        """
-        try:
-            return await self._body.read_exactly(n)
-        except http.BodyCut as exc:
-            raise StreamBroken(f"{self._what}: {exc}") from exc
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives.
-
-        Raises:
-            StreamBroken: the body was cut or the connection broke.
-        """
-        try:
-            async for chunk in self._body.chunks():
-                yield chunk
-        except http.BodyCut as exc:
-            raise StreamBroken(f"{self._what}: {exc}") from exc
 
 
 #: Requests that may be sent again when a kept-alive connection turns out to be dead.
@@ -223,7 +113,7 @@ class Engine:
         self.observer = observer
         self.timeouts = timeouts or EngineTimeouts()
         self._pinned = APIVersion.parse(api_version) if api_version else None
-        self._host, self._pool = _connect(endpoint, tls)
+        self._host, self._pool = connect(endpoint, tls)
         self._version: EngineVersion | None = None
         self._prefix = ""
         self._negotiating = anyio.Lock()
@@ -258,32 +148,7 @@ class Engine:
     async def _negotiate(self) -> EngineVersion:
         async with self.request("GET", "/version", versioned=False) as resp:
             info = await resp.json()
-        if not isinstance(info, dict) or "ApiVersion" not in info:
-            raise APIVersionError(200, f"the engine at {self.endpoint} sent no ApiVersion")
-        server_max = APIVersion.parse(info["ApiVersion"])
-        server_min = APIVersion.parse(info.get("MinAPIVersion") or str(CLIENT_MIN_API))
-        ranges = (
-            f"the engine at {self.endpoint} speaks API {server_min} to {server_max}; "
-            f"this client speaks {CLIENT_MIN_API} to {CLIENT_MAX_API}"
-        )
-        if self._pinned is not None:
-            if not server_min <= self._pinned <= server_max:
-                raise APIVersionError(400, f"pinned API version {self._pinned} refused: {ranges}")
-            chosen = self._pinned
-        else:
-            chosen = min(server_max, CLIENT_MAX_API)
-            if chosen < max(server_min, CLIENT_MIN_API):
-                raise APIVersionError(400, f"no API version in common: {ranges}")
-        components = info.get("Components") or []
-        podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
-        return EngineVersion(
-            kind="podman" if podman else "docker",
-            version=str(info.get("Version", "")),
-            api_version=server_max,
-            min_api_version=server_min,
-            negotiated=chosen,
-            raw=info,
-        )
+        return negotiate(info, self.endpoint, self._pinned)
 
     @asynccontextmanager
     async def request(  # noqa: PLR0913 -- one primitive carries every option of an engine call
@@ -348,7 +213,7 @@ class Engine:
                     except http.BodyCut:
                         data = b""
                     reusable = resp.done and resp.keep_alive
-                    raise _error(resp, data, what, errors, subject)
+                    raise error_for(resp, data, what, errors, subject)
                 yield Response(resp, what)
                 reusable = resp.done and resp.keep_alive
             finally:
@@ -447,7 +312,7 @@ class Engine:
                 conn, resp = await self._exchange(method, target, headers, body, what)
                 data = await self._read_all(conn, resp, what)
             if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
-                raise _error(resp, data, what, errors, subject)
+                raise error_for(resp, data, what, errors, subject)
             # Podman answers some calls (tag) with a body of one newline: no JSON.
             return orjson.loads(data) if data and not data.isspace() else None
         except CcdaemonError as exc:
@@ -513,51 +378,8 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error(
-    resp: http.Body, body: bytes, what: str, errors: ErrorMap | None, subject: str
-) -> EngineError:
-    """The error for a status, carrying the engine's message (JSON ``message``, or the text)."""
-    status = resp.status
-    factory = (errors or {}).get(status) or _STATUS_ERRORS.get(status, EngineError)
-    message = ""
-    if body:
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            message = body.decode(errors="replace").strip()
-        else:
-            message = str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
-    if not message:
-        described = getattr(factory, "describes", "")
-        message = described or f"{what} answered {status} {resp.reason}".rstrip()
-    if subject and subject not in message:
-        message = f"{message}: {subject}"
-    error = factory(status, message)
-    if type(error) is EngineError and message.endswith(": invalid argument"):
-        return InvalidParameter(status, message)  # Podman's 500 for a refused value
-    return error
-
-
 def _query(params: Mapping[str, str]) -> str:
     return "&".join(
         f"{key}={value if _PLAIN(value) else quote(value, safe='')}"
         for key, value in params.items()
     )
-
-
-def _connect(endpoint: str, tls: TLSFiles | None) -> tuple[str, http.Pool]:
-    """Return the Host header and the pool for an endpoint as Fabric's vm.endpoint reads."""
-    if "://" not in endpoint:
-        endpoint = ("unix://" if endpoint.startswith("/") else "tcp://") + endpoint
-    parts = urlsplit(endpoint)
-    if parts.scheme == "unix":
-        return "localhost", http.Pool(path=parts.path)
-    if parts.scheme not in {"tcp", "http", "https"} or not parts.hostname:
-        raise ValueError(f"engine endpoint {endpoint!r} is not unix://, tcp:// or https://")
-    context: ssl.SSLContext | None = None
-    if tls is not None or parts.scheme == "https":
-        context = ssl.create_default_context(cafile=str(tls.ca) if tls and tls.ca else None)
-        if tls is not None and tls.cert is not None:
-            context.load_cert_chain(tls.cert, tls.key)
-    port = parts.port or (2376 if context else 2375)
-    return f"{parts.hostname}:{port}", http.Pool(host=parts.hostname, port=port, tls=context)
