@@ -1,16 +1,6 @@
-"""A typed async client for ccdaemon's control API (docs/api-contract.md).
+"""The control API's client: requests, their answers, and ndjson streams read as they come.
 
-It speaks HTTP/1.1 over the daemon's Unix socket, or over ``https://host:port`` with a
-client certificate for the TCP listener. Every failure reaches the caller as a
-``ClientError``:
-
-- ``APIError``: the daemon answered with its JSON error form (status, code, message and
-  the extra fields such as ``field`` or ``log_tail``);
-- ``DaemonUnreachable``: no connection could be opened, so the daemon did nothing;
-- ``RequestFailed``: the connection broke or timed out after the request may have
-  reached the daemon, so the outcome is unknown;
-- ``ClientError`` itself: a bad address, unreadable TLS files, or an answer that does not
-  follow the contract.
+A failure reaches the caller as one of ``ccdaemon.apiclient.errors``.
 
 Timeouts: opening a connection and the short control calls (health, list, get) are
 bounded; launch, build, stop, wait, logs and gc are not, because they last as long as the
@@ -20,12 +10,9 @@ work they do (a stop may queue behind a build of the same container).
 from __future__ import annotations
 
 import builtins
-import errno
-import grp
 import os
 import ssl
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -33,102 +20,28 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from ccdaemon.errors import CcdaemonError
+from ccdaemon.apiclient.errors import (
+    ERROR_STATUS,
+    ClientError,
+    DaemonUnreachable,
+    RequestFailed,
+    api_error,
+    error_code,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from pathlib import Path
     from types import TracebackType
 
 DEFAULT_SOCKET = "/run/ccdaemon/ccdaemon.sock"
 NDJSON = "application/x-ndjson"
 
-#: The status each error code of the contract is sent with. A streamed error arrives
-#: after the 200 is sent, so its APIError takes the status it would have had from here.
-ERROR_STATUS: dict[str, int] = {
-    "invalid_json": 400,
-    "invalid_request": 400,
-    "unknown_chaincode_type": 400,
-    "invalid_package": 400,
-    "unknown_chaincode": 404,
-    "no_such_image": 404,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "package_too_large": 413,
-    "body_too_large": 413,
-    "build_failed": 422,
-    "engine_error": 502,
-    "engine_unavailable": 503,
-    "shutting_down": 503,
-    "startup_timeout": 504,
-}
-
 
 def default_socket() -> str:
     """The daemon's address: ``$CCDAEMON_SOCKET``, else ``/run/ccdaemon/ccdaemon.sock``."""
     return os.environ.get("CCDAEMON_SOCKET") or DEFAULT_SOCKET
-
-
-class ClientError(CcdaemonError):
-    """Base of the client's errors; raised itself for bad input or off-contract answers.
-
-    Attributes:
-        code: a short machine-readable name (the daemon's error code for ``APIError``).
-        message: the human-readable explanation.
-    """
-
-    def __init__(self, message: str, *, code: str = "client_error") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class APIError(ClientError):
-    """The daemon refused or failed the request and said why in its JSON error form.
-
-    Attributes:
-        status: the HTTP status; for an error that ends an ndjson stream (sent after the
-            200), the status the contract gives its code.
-        extra: every field of the error object besides ``code`` and ``message``.
-    """
-
-    def __init__(self, status: int, code: str, message: str, extra: Mapping[str, Any]) -> None:
-        super().__init__(message, code=code)
-        self.status = status
-        self.extra = dict(extra)
-
-    @property
-    def field(self) -> str | None:
-        """The request field at fault (``invalid_request``, ``unknown_chaincode_type``)."""
-        value = self.extra.get("field")
-        return value if isinstance(value, str) else None
-
-    @property
-    def log_tail(self) -> builtins.list[str]:
-        """The last lines of the build's output (``build_failed``); empty otherwise."""
-        value = self.extra.get("log_tail")
-        return [str(line) for line in value] if isinstance(value, builtins.list) else []
-
-
-class DaemonUnreachable(ClientError):
-    """No connection to the daemon could be opened: the request never reached it.
-
-    Attributes:
-        address: the socket path or URL that was tried.
-        errno: the operating system's error number, when there was one.
-    """
-
-    def __init__(self, address: str, message: str, *, errno: int | None = None) -> None:
-        super().__init__(message, code="daemon_unreachable")
-        self.address = address
-        self.errno = errno
-
-
-class RequestFailed(ClientError):
-    """The connection broke or timed out mid-request: the outcome on the daemon is unknown."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="request_failed")
 
 
 class Client:
@@ -326,7 +239,7 @@ class Client:
                 elif "result" in message:
                     return _member(message, "result")
                 elif "error" in message:
-                    raise _api_error(ERROR_STATUS.get(_code(message), answer.status), message)
+                    raise api_error(ERROR_STATUS.get(error_code(message), answer.status), message)
         raise RequestFailed(f"the daemon at {self.address} ended the stream before the result")
 
     async def _json(
@@ -379,7 +292,7 @@ class Client:
                 timeout=timeout,
             ) as answer:
                 if answer.status >= 300:  # noqa: PLR2004 - the contract answers only 2xx on success
-                    raise _api_error(answer.status, await answer.read())
+                    raise api_error(answer.status, await answer.read())
                 yield answer
 
     def _pool(self) -> aiohttp.ClientSession:
@@ -400,7 +313,7 @@ class Client:
         try:
             yield
         except aiohttp.ClientConnectorError as exc:
-            raise self._unreachable(exc.os_error) from exc
+            raise unreachable(self.address, exc.os_error, unix=self._socket is not None) from exc
         except aiohttp.ConnectionTimeoutError as exc:
             raise DaemonUnreachable(
                 self.address,
@@ -418,27 +331,6 @@ class Client:
                 "the request's outcome is unknown"
             ) from exc
 
-    def _unreachable(self, error: OSError) -> DaemonUnreachable:
-        where = self.address
-        if error.errno == errno.ENOENT:
-            message = (
-                f"no daemon socket at {where} — is ccdaemon running? (CCDAEMON_SOCKET / --socket)"
-            )
-        elif error.errno in {errno.EACCES, errno.EPERM}:
-            message = (
-                f"permission denied on {where}: run as a member of the socket's group"
-                f"{_group_hint(where)} or as its owner"
-            )
-        elif error.errno == errno.ECONNREFUSED and self._socket is not None:
-            message = (
-                f"nothing listens on {where}: a stale socket left by a daemon that stopped? "
-                "— is ccdaemon running?"
-            )
-        else:
-            reason = error.strerror or str(error)
-            message = f"cannot connect to the daemon at {where}: {reason}"
-        return DaemonUnreachable(where, message, errno=error.errno)
-
 
 def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.SSLContext | None:
     """The context for an https:// daemon: its CA, and the client certificate it demands."""
@@ -451,15 +343,6 @@ def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.S
     except (OSError, ssl.SSLError) as exc:
         raise ClientError(f"cannot load the TLS files: {exc}", code="bad_tls_files") from exc
     return context
-
-
-def _group_hint(path: str) -> str:
-    """`` (NAME)`` for the group owning ``path``, or nothing when it cannot be read."""
-    try:
-        gid = Path(path).stat().st_gid
-        return f" ({grp.getgrgid(gid).gr_name})"
-    except (OSError, KeyError):
-        return ""
 
 
 def _chaincode_path(ccid: str) -> str:
@@ -502,27 +385,3 @@ def _member(answer: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ClientError(f"the daemon's answer has no {name!r} object", code="bad_answer")
     return value
-
-
-def _code(message: Mapping[str, Any]) -> str:
-    error = message.get("error")
-    return str(error.get("code", "")) if isinstance(error, dict) else ""
-
-
-def _api_error(status: int, body: bytes | Mapping[str, Any]) -> APIError:
-    """The APIError for an error answer, also when it is not in the contract's form."""
-    parsed: object
-    if isinstance(body, bytes):
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
-    else:
-        parsed = body
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str):
-        extra = {k: v for k, v in error.items() if k not in {"code", "message"}}
-        return APIError(status, error["code"], str(error.get("message", "")), extra)
-    # Not ccdaemon's form: something else answers on the socket, or a proxy does.
-    text = body.decode(errors="replace").strip() if isinstance(body, bytes) else ""
-    return APIError(status, f"http_{status}", text[:200] or "no error message", {})
