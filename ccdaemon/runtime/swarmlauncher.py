@@ -9,7 +9,8 @@ steps differ (docs/swarm.md):
             code) -> remove the service and its secrets
 
 Logs come from the service's logs and exits from its task's state, so neither needs
-the node the task runs on.
+the node the task runs on. What the engine is given (the service's spec, its secrets,
+the image at the registry) is ``swarmservice``'s.
 """
 
 from __future__ import annotations
@@ -26,18 +27,18 @@ from ccdaemon.engine import (
     NoSuchImage,
     NoSuchSecret,
     NoSuchService,
-    SecretAlreadyExists,
     ServiceAlreadyExists,
     images,
     streams,
     swarm,
 )
-from ccdaemon.engine.swarm import SecretMount, TaskStatus
+from ccdaemon.engine.swarm import TaskStatus
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, MIN_STARTUP_TIMEOUT, Phases, whole
 from ccdaemon.runtime.errors import StartupTimeout, TaskFailed
 from ccdaemon.runtime.hostconfig import CCID_LABEL
 from ccdaemon.runtime.launcher import Launcher
-from ccdaemon.runtime.naming import secret_name, service_name
+from ccdaemon.runtime.naming import service_name
+from ccdaemon.runtime.swarmservice import push, secret_mount, service_body
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -51,9 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Key files are readable by their owner only; certificates by all.
-_KEY_MODE = 0o400
-_CERT_MODE = 0o444
 #: Seconds a relay keeps reading after its task ended: lines still on their way.
 _RELAY_LINGER = 2.0
 #: A task that failed this way ran: its container started and exited.
@@ -163,15 +161,16 @@ class SwarmLauncher(Launcher):
                 pushed = self._pushed.get((spec.image, image_id))
                 if pushed is None:
                     with phase("push"):
-                        pushed = await self._push(spec.image)
+                        pushed = await push(self._engine, self._swarm.registry, spec.image)
+                    log.info("image %s pushed as %s", spec.image, pushed)
                     self._pushed[spec.image, image_id] = pushed
                 spec = replace(spec, image=pushed)
             with phase("secrets"):
                 mounts = [
-                    await self._secret(service, path, content, spec.labels)
+                    await secret_mount(self._engine, service, path, content, spec.labels)
                     for path, content in spec.files.items()
                 ]
-            body = self._spec(spec, mounts)
+            body = service_body(spec, mounts, self._host_config, self._swarm)
             try:
                 with phase("create"), whole():
                     await swarm.service_create(self._engine, body)
@@ -189,54 +188,6 @@ class SwarmLauncher(Launcher):
             with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                 await self.remove_service(service, ccid)
             raise
-
-    async def _push(self, image: str) -> str:
-        """``image`` at the registry, by digest: tagged there, pushed, the tag dropped.
-
-        The service names the digest, so the registry's tag is not needed afterwards,
-        and the local one would only keep gc from removing the image.
-        """
-        repository = f"{self._swarm.registry}/{image.partition(':')[0]}"
-        await images.tag(self._engine, image, repository)
-        try:
-            digest = await images.push(self._engine, repository)
-        finally:
-            with contextlib.suppress(NoSuchImage):
-                await images.remove(self._engine, f"{repository}:latest")
-        log.info("image %s pushed as %s@%s", image, repository, digest)
-        return f"{repository}@{digest}"
-
-    def _spec(self, spec: LaunchSpec, mounts: list[SecretMount]) -> dict[str, Any]:
-        host = self._host_config
-        nano_cpus = int(host.get("NanoCpus") or 0)
-        if not nano_cpus and host.get("CpuQuota") and host.get("CpuPeriod"):
-            nano_cpus = int(host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"])
-        return swarm.service_spec(
-            spec.container,
-            spec.image,
-            args=spec.args,
-            env=spec.env,
-            labels=spec.labels,
-            secrets=mounts,
-            nano_cpus=nano_cpus,
-            memory_bytes=int(host.get("Memory") or 0),
-            constraints=self._swarm.constraints,
-            network=self._swarm.network,
-            stop_grace=self._swarm.stop_grace,
-        )
-
-    async def _secret(
-        self, service: str, path: str, content: bytes, labels: Mapping[str, str]
-    ) -> SecretMount:
-        """One TLS file as a secret; a retried launch with the same content finds its own."""
-        name = secret_name(service, path, content)
-        try:
-            secret_id = await swarm.secret_create(self._engine, name, content, labels=labels)
-        except SecretAlreadyExists:
-            found = await swarm.secret_list(self._engine, names=[name])
-            secret_id = next(str(s["ID"]) for s in found if s["Spec"]["Name"] == name)
-        mode = _KEY_MODE if path.endswith(".key") else _CERT_MODE
-        return SecretMount(secret_id, name, path, mode=mode)
 
     async def _running(self, service: str) -> str:
         """Wait until the service's task runs (or ran); its container's id.
