@@ -1,17 +1,16 @@
 """What the configuration may hold: each dotted key's kind of value, as types msgspec checks.
 
 A kind is a type, most ``Annotated`` with a ``msgspec.Meta``: msgspec checks the type and
-range, and ``Meta.description`` finishes a refusal's message: ``must be <description>,
-got <value>``. What no type or range says (an endpoint's scheme, an API version, a
-``host:port``) is a small named check, ``Meta.extra["check"]``, run by ``checked``. A kind
-that admits None is optional: an empty string unsets it.
-
-The file's tables are msgspec Structs built from the keys, refusing a key they do not know;
-every field is UNSET unless a source gives it, so a decoded table says what a source set.
+range, and ``Meta.description`` ends a refusal: ``must be <description>, got <value>``.
+What no type or range says (an endpoint's scheme, an API version, a ``host:port``) is a
+small named check, ``Meta.extra["check"]``. A kind that admits None may be unset, by an
+empty string. The file's tables are Structs built from the keys (each field UNSET unless
+given) that refuse a key they do not know.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -223,16 +222,21 @@ def _flat(kind: Any) -> tuple[list[Any], list[Meta]]:
     return [kind], []
 
 
+@functools.cache  # read once per key: a load looks each key up again
+def _parts(key: str) -> tuple[list[Any], list[Meta]]:
+    return _flat(KINDS[key])
+
+
 def members(key: str) -> tuple[Any, ...]:
     """The plain types a value of ``key`` may have: ``(int,)``, ``(int, str)``, ``(tuple,)``."""
-    return tuple(get_origin(m) or m for m in _flat(KINDS[key])[0] if m is not NoneType)
+    return tuple(get_origin(m) or m for m in _parts(key)[0] if m is not NoneType)
 
 
 def expected(key: str) -> str:
     """What a value of ``key`` must be, in words: ``a whole number >= 1``."""
     if key in TABLES or members(key) == (dict,):
         return "a table"
-    plain, metas = _flat(KINDS[key])
+    plain, metas = _parts(key)
     if any(m.description for m in metas):
         return next(m.description for m in metas if m.description)
     if get_origin(plain[0]) is Literal:
@@ -246,7 +250,7 @@ def checked(key: str, value: Any) -> Any:
     Raises:
         ValueError: the check refuses ``value``.
     """
-    plain, metas = _flat(KINDS[key])
+    plain, metas = _parts(key)
     if value == "" and NoneType in plain:
         return None
     checks = [m.extra["check"] for m in metas if m.extra]

@@ -1,8 +1,4 @@
-"""The configuration's sections: frozen dataclasses, as ``load`` returns them.
-
-Sections that belong to the chaincode runtime (``RuntimeConfig``, ``PlatformImages``,
-``GolangBuild``, ``SwarmConfig``) live with the code that uses them; ``Config`` holds them.
-"""
+"""The configuration's sections, as ``load`` returns them (the runtime's live with it)."""
 
 from __future__ import annotations
 

@@ -73,15 +73,13 @@ def toml(path: Path) -> Layer:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(path, None, f"not valid TOML: {err}") from err
     layer = Layer()
-    for key, value in _decode(document, path).items():
+    for key, value in _given(document, _decode(document, path), ""):
         if key in schema.TABLES:
             layer.tables.add(key)
         elif key == schema.HOST_CONFIG:
             layer.values[key] = _host_config(path, value)
-        elif isinstance(value, Path):  # relative to the file, as Fabric's paths in core.yaml
-            layer.values[key] = Setting(path.parent / value, str(path), key)
         else:
-            layer.values[key] = Setting(value, str(path), key)
+            layer.values[key] = Setting(_checked(path, document, key, value), str(path), key)
     return layer
 
 
@@ -173,31 +171,37 @@ def merge(*layers: Layer) -> dict[str, Setting]:
 # --- decoding: msgspec's checks, told again in the source's terms ----------------------
 
 
-def _decode(document: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """Each key the TOML ``document`` gives, tables too, with its checked value, in order."""
-
-    def must(key: str) -> ConfigError:
-        return ConfigError(path, key, f"must be {schema.expected(key)}, got {_at(document, key)!r}")
-
+def _decode(document: Mapping[str, Any], path: Path) -> msgspec.Struct:
+    """The TOML ``document`` as the file's Structs: unknown keys, tables and types checked."""
     try:
-        decoded = msgspec.convert(document, schema.Document, strict=True)
+        return msgspec.convert(document, schema.Document, strict=True)
     except msgspec.ValidationError as err:
         reason, at, where = str(err).rpartition(" - at `")
         # At the top level msgspec names no path; an item of a list is refused as the list.
         key = ".".join(re.findall(r"\.([^.\[`]+)", where)) if at else ""
         unknown = _UNKNOWN.fullmatch(reason if at else str(err))
         if unknown is None:
-            raise must(key) from err
+            raise _must(path, document, key) from err
         known = ", ".join(sorted(schema.TABLES[key].__struct_fields__))
         name = f"{key}.{unknown[1]}".lstrip(".")
         raise ConfigError(path, name, f"unknown key (known here: {known})") from err
-    result: dict[str, Any] = {}
-    for key, value in _given(document, decoded, ""):
-        try:
-            result[key] = value if key in schema.TABLES else schema.checked(key, value)
-        except ValueError as err:
-            raise must(key) from err
-    return result
+
+
+def _checked(path: Path, document: Mapping[str, Any], key: str, value: Any) -> Any:
+    """A decoded value after its kind's named check; a path relative to the file's directory."""
+    try:
+        value = schema.checked(key, value)
+    except ValueError as err:
+        raise _must(path, document, key) from err
+    return path.parent / value if isinstance(value, Path) else value
+
+
+def _must(path: Path, document: Mapping[str, Any], key: str) -> ConfigError:
+    """``key`` refused: what its kind must be, and its value as the file wrote it."""
+    value: Any = document
+    for name in key.split("."):
+        value = value[name]
+    return ConfigError(path, key, f"must be {schema.expected(key)}, got {value!r}")
 
 
 def _given(
@@ -209,11 +213,3 @@ def _given(
         yield key, value
         if key in schema.TABLES:
             yield from _given(document[name], value, f"{key}.")
-
-
-def _at(document: Mapping[str, Any], key: str) -> Any:
-    """The value at ``key`` in a source's tables, as written."""
-    value: Any = document
-    for name in key.split("."):
-        value = value[name]
-    return value
