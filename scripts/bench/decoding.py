@@ -11,7 +11,11 @@ Every figure is a median over rounds, and each comes with its baseline from the 
   example with every key uncommented (its core.yaml left out), new against old;
 - decode: that uncommented example as one document into msgspec's Structs
   (``schema.Document``) against pydantic models of the same tables, keys, types and
-  ranges (strict, unknown keys refused); the library alone, the named checks left out.
+  ranges (strict, unknown keys refused); the library alone, the named checks left out;
+- request: a launch body (``POST /v1/chaincodes``, TLS off, no package) from its JSON
+  bytes, as the daemon reads it today (orjson, then ``daemon.schemas``: the baseline)
+  against a msgspec Struct and a pydantic model of its fields (types, lengths, unknown
+  fields refused; the schemas' other checks, such as the peer address's, left out).
 
 The old loader is ccdaemon/config.py as git last had it (``--baseline REV`` for another
 revision), imported from a temporary file. Nothing touches an engine or the network.
@@ -45,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from ccdaemon import config  # noqa: E402 -- after the repository is on the path
 from ccdaemon.config import schema  # noqa: E402
+from ccdaemon.daemon import schemas  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,16 +111,23 @@ def rss_kib(code: str, rounds: int) -> float:
     return statistics.median(figures)
 
 
-def per_call(run: Callable[[], object], rounds: int, calls: int) -> float:
-    """The median over ``rounds`` of the mean time of one of ``calls`` runs, in µs."""
-    run()  # warm: imports, caches
-    figures = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        for _ in range(calls):
-            run()
-        figures.append((time.perf_counter() - began) / calls * 1e6)
-    return statistics.median(figures)
+def per_call(runs: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, float]:
+    """Each run's median over ``rounds`` of the mean time of one of ``calls`` runs, in µs.
+
+    The runs take turns within a round, in an order that rotates, so that a busy moment
+    of the machine falls on each of them alike.
+    """
+    for run in runs.values():
+        run()  # warm: imports, caches
+    names = list(runs)
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(rounds):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            began = time.perf_counter()
+            for _ in range(calls):
+                runs[name]()
+            figures[name].append((time.perf_counter() - began) / calls * 1e6)
+    return {name: statistics.median(times) for name, times in figures.items()}
 
 
 def pydantic_document(pydantic: Any) -> Any:
@@ -158,6 +170,59 @@ def _plain(kind: Any) -> tuple[Any, dict[str, Any]]:
     return kind, limits
 
 
+_LAUNCH = (
+    b'{"ccid": "kv:8f3b9f1c2a5d4e6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",'
+    b' "type": "golang", "peer_address": "peer0.org1.example.com:7052",'
+    b' "mspid": "Org1MSP", "tls": {"enabled": false}}'
+)
+_Text = Annotated[str, msgspec.Meta(max_length=schemas.MAX_TEXT)]
+
+
+class _TLSBody(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    client_cert: str | None = None
+    client_key: str | None = None
+    root_cert: str | None = None
+
+
+class _LaunchBody(msgspec.Struct, forbid_unknown_fields=True):
+    ccid: Annotated[_Text, msgspec.Meta(min_length=1)]
+    type: Annotated[_Text, msgspec.Meta(min_length=1)]
+    peer_address: Annotated[_Text, msgspec.Meta(min_length=1)]
+    mspid: _Text | None = None
+    format: _Text | None = None
+    path: _Text | None = None
+    image: _Text | None = None
+    package: str | None = None
+    tls: _TLSBody | None = None
+
+
+def pydantic_launch(pydantic: Any) -> Any:
+    """The launch body as a pydantic model, with the Struct's fields and lengths, strict."""
+    settings = pydantic.ConfigDict(extra="forbid", strict=True)
+    text = {"max_length": schemas.MAX_TEXT}
+    tls = pydantic.create_model(
+        "TLSBody",
+        __config__=settings,
+        enabled=(bool, True),
+        **dict.fromkeys(("client_cert", "client_key", "root_cert"), (str | None, None)),
+    )
+    return pydantic.create_model(
+        "LaunchBody",
+        __config__=settings,
+        **{
+            name: (str, pydantic.Field(min_length=1, **text))
+            for name in ("ccid", "type", "peer_address")
+        },
+        **{
+            name: (str | None, pydantic.Field(default=None, **text))
+            for name in ("mspid", "format", "path", "image")
+        },
+        package=(str | None, None),
+        tls=(tls | None, None),
+    )
+
+
 def measure(rounds: int, baseline: str | None) -> dict[str, dict[str, float]]:
     """Every figure of the module's docstring."""
     work = Path(tempfile.mkdtemp(prefix="ccdaemon-decoding-"))
@@ -186,27 +251,40 @@ def measure(rounds: int, baseline: str | None) -> dict[str, dict[str, float]]:
         rss["pydantic"] = rss_kib("import pydantic", rounds)
 
     calls = 200
-    load = {
-        "example, old": per_call(lambda: old.load(EXAMPLE, {}), rounds, calls),
-        "example, new": per_call(lambda: config.load(EXAMPLE, {}), rounds, calls),
-        "uncommented, old": per_call(lambda: old.load(uncommented, {}), rounds, calls),
-        "uncommented, new": per_call(lambda: config.load(uncommented, {}), rounds, calls),
-    }
+    load = per_call(
+        {
+            "example, old": lambda: old.load(EXAMPLE, {}),
+            "example, new": lambda: config.load(EXAMPLE, {}),
+            "uncommented, old": lambda: old.load(uncommented, {}),
+            "uncommented, new": lambda: config.load(uncommented, {}),
+        },
+        rounds,
+        calls,
+    )
     document = tomllib.loads(uncommented.read_text(encoding="utf-8"))
-    decode = {
-        "msgspec": per_call(
-            lambda: msgspec.convert(document, schema.Document, strict=True), rounds, calls * 10
-        )
+    decode: dict[str, Callable[[], object]] = {
+        "msgspec": lambda: msgspec.convert(document, schema.Document, strict=True)
+    }
+    request: dict[str, Callable[[], object]] = {
+        "schemas": lambda: schemas.launch_request(schemas.parse_json(_LAUNCH), max_package_size=1),
+        "msgspec": lambda: msgspec.json.decode(_LAUNCH, type=_LaunchBody),
     }
     if pydantic is not None:
-        model = pydantic_document(pydantic)
-        decode["pydantic"] = per_call(lambda: model.model_validate(document), rounds, calls * 10)
-    return {"rss_kib": rss, "load_us": load, "decode_us": decode}
+        model, body = pydantic_document(pydantic), pydantic_launch(pydantic)
+        decode["pydantic"] = lambda: model.model_validate(document)
+        request["pydantic"] = lambda: body.model_validate_json(_LAUNCH)
+    return {
+        "rss_kib": rss,
+        "load_us": load,
+        "decode_us": per_call(decode, rounds, calls * 10),
+        "request_us": per_call(request, rounds, calls * 10),
+    }
 
 
 def report(figures: dict[str, dict[str, float]]) -> str:
     """The figures as lines, each with its ratio to its baseline."""
     rss, load, decode = figures["rss_kib"], figures["load_us"], figures["decode_us"]
+    request = figures["request_us"]
     lines = ["idle RSS (KiB; + over a bare interpreter)"]
     for name, kib in rss.items():
         lines.append(f"  {name:<20} {kib:8.0f}  +{kib - rss['python']:6.0f}")
@@ -221,6 +299,9 @@ def report(figures: dict[str, dict[str, float]]) -> str:
     lines.append("decode of the uncommented example, library alone (µs)")
     for name, micros in decode.items():
         lines.append(f"  {name:<8} {micros:8.2f}  /msgspec {micros / decode['msgspec']:.2f}")
+    lines.append("a launch body from JSON (µs)")
+    for name, micros in request.items():
+        lines.append(f"  {name:<8} {micros:8.2f}  /schemas {micros / request['schemas']:.2f}")
     return "\n".join(lines)
 
 
