@@ -116,7 +116,7 @@ def _served(table: str, socket: Any) -> dict[str, Any]:
 
 #: Every key of the file, dotted, with its kind, in the example file's order of sections.
 KINDS: dict[str, Any] = {
-    # A label value, into engine filters; Fabric's version, into a Dockerfile unquoted.
+    # A label value: it goes into engine filters.
     "instance": Annotated[
         str,
         Meta(
@@ -153,6 +153,7 @@ KINDS: dict[str, Any] = {
     "runtime.layout": Literal["2.x", "1.4"],
     "runtime.attach_stdout": bool,
     "runtime.output_lines": _Whole,
+    # It goes into a Dockerfile, unquoted.
     "runtime.fabric_version": Annotated[
         str, Meta(pattern=r"\A[A-Za-z0-9][A-Za-z0-9._+-]*\Z", description="a version")
     ],
@@ -237,8 +238,8 @@ def expected(key: str) -> str:
     if key in TABLES or members(key) == (dict,):
         return "a table"
     plain, metas = _parts(key)
-    if any(m.description for m in metas):
-        return next(m.description for m in metas if m.description)
+    if described := next((m.description for m in metas if m.description), None):
+        return described
     if get_origin(plain[0]) is Literal:
         return f"one of {', '.join(get_args(plain[0]))}"
     return {bool: "true or false", str: "a string"}[plain[0]]
