@@ -23,7 +23,7 @@ from ccdaemon import __version__
 from ccdaemon.daemon import schemas
 from ccdaemon.daemon.errors import APIError, error_body, json_response
 from ccdaemon.daemon.state import DAEMON
-from ccdaemon.engine import EngineUnavailable, system
+from ccdaemon.engine import EngineUnavailable
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.supervise.gc import collect
 from ccdaemon.supervise.registry import State
@@ -69,8 +69,7 @@ async def health(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     try:
         with anyio.fail_after(HEALTH_TIMEOUT):
-            await system.ping(daemon.engine)
-            version = await daemon.engine.version()
+            version = await daemon.supervisor.version()
     except TimeoutError:
         raise APIError(
             503,
@@ -303,9 +302,7 @@ async def gc(request: web.Request) -> web.Response:
     """Remove exited containers and unused images carrying this daemon's labels."""
     daemon = request.app[DAEMON]
     daemon.admit()
-    result = await daemon.in_flight(
-        collect(daemon.supervisor, daemon.labels, dry_run=_bool(request, "dry_run"))
-    )
+    result = await daemon.in_flight(collect(daemon.supervisor, dry_run=_bool(request, "dry_run")))
     return json_response(
         {"dry_run": result.dry_run, "containers": result.containers, "images": result.images}
     )

@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -38,30 +37,21 @@ from ccdaemon.daemon.sockets import StartError, check_directory, clear_stale, gi
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
 from ccdaemon.daemon.tls import server_context
-from ccdaemon.engine import (
-    APIVersionError,
-    Engine,
-    EngineUnavailable,
-    EngineVersion,
-    NodeNotInSwarm,
-    swarm,
-    system,
-)
+from ccdaemon.engine import APIVersionError, Engine, EngineUnavailable, EngineVersion
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.launchqueue import LaunchQueue
+from ccdaemon.runtime.errors import BackendUnfit
 from ccdaemon.runtime.launcher import Issuer, Launcher, RuntimeConfig
 from ccdaemon.runtime.swarmlauncher import SwarmLauncher
-from ccdaemon.supervise.events import ExitWatcher
-from ccdaemon.supervise.recovery import recover, recover_services
 from ccdaemon.supervise.registry import Registry, State
 from ccdaemon.supervise.supervisor import Supervisor
-from ccdaemon.supervise.tasks import TaskWatcher
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from anyio.abc import TaskGroup
 
+    from ccdaemon.runtime.backend import Backend
     from ccdaemon.runtime.certs import ClientCredentials
 
 log = logging.getLogger("ccdaemon")
@@ -149,8 +139,8 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
                 engine_limit=config.engine.engine_limit,
                 build_limit=config.engine.build_limit,
             )
-            launcher = _launcher(config, engine, queue=queue, ca=ca, runtime=runtime, group=group)
-            supervisor = Supervisor(engine, launcher, Registry(), observer=metrics)
+            backend = _backend(config, engine, queue=queue, ca=ca, runtime=runtime, group=group)
+            supervisor = Supervisor(backend, Registry(), observer=metrics)
             daemon = Daemon(
                 engine,
                 queue,
@@ -197,7 +187,7 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     log.info("stopped")
 
 
-def _launcher(  # noqa: PLR0913 -- the launcher's collaborators, each named
+def _backend(  # noqa: PLR0913 -- the backend's collaborators, each named
     config: Config,
     engine: Engine,
     *,
@@ -205,8 +195,11 @@ def _launcher(  # noqa: PLR0913 -- the launcher's collaborators, each named
     ca: Issuer,
     runtime: RuntimeConfig,
     group: TaskGroup,
-) -> Launcher:
-    """The backend configuration asks for: containers of this engine, or swarm services."""
+) -> Backend:
+    """The backend configuration asks for: containers of this engine, or swarm services.
+
+    The one place a backend is chosen; everything after sees only ``Backend``.
+    """
     host_config = config.policy.apply(runtime.host_config.to_engine())
     if config.engine.backend == "swarm":
         return SwarmLauncher(
@@ -219,21 +212,6 @@ def _launcher(  # noqa: PLR0913 -- the launcher's collaborators, each named
             host_config=host_config,
         )
     return Launcher(engine, queue, ca, runtime, task_group=group, host_config=host_config)
-
-
-async def _check_manager(engine: Engine) -> None:
-    """The swarm backend needs a swarm manager; say so plainly rather than at each launch.
-
-    Raises:
-        StartError: the engine is in no swarm, or is a worker.
-    """
-    try:
-        await swarm.swarm_inspect(engine)
-    except NodeNotInSwarm as exc:
-        raise StartError(
-            f'engine.backend is "swarm" but the engine at {engine.endpoint} is no swarm '
-            f'manager ({exc}); run `docker swarm init` there, or set backend = "docker"'
-        ) from exc
 
 
 def _chaincode_ca(config: Config) -> Issuer:
@@ -272,33 +250,15 @@ async def _start(
     config: Config, runtime: RuntimeConfig, daemon: Daemon, notifier: Notifier, group: TaskGroup
 ) -> None:
     """Reach the engine, re-adopt, follow events, open the Docker-API front; then READY=1."""
-    engine = daemon.engine
-    version = await _reach(engine, notifier)
+    endpoint = daemon.engine.endpoint
+    version = await _reach(daemon.supervisor, endpoint, notifier)
     log.info(
-        "engine %s %s at %s, API %s",
-        version.kind,
-        version.version,
-        engine.endpoint,
-        version.negotiated,
+        "engine %s %s at %s, API %s", version.kind, version.version, endpoint, version.negotiated
     )
-    registry, launcher = daemon.supervisor.registry, daemon.supervisor.launcher
-    watcher: ExitWatcher | TaskWatcher
-    if isinstance(launcher, SwarmLauncher):
-        await _check_manager(engine)
-        recovered = await recover_services(engine, registry, launcher, daemon.labels)
-        watcher = TaskWatcher(
-            engine,
-            registry,
-            daemon.labels,
-            interval=config.swarm.poll_interval,
-            ended=launcher.task_ended,
-        )
-    else:
-        listed_at = f"{time.time():.3f}"
-        recovered = await recover(engine, registry, launcher, daemon.labels)
-        watcher = ExitWatcher(engine, registry, daemon.labels, since=listed_at)
-    group.start_soon(watcher.run)
-    await watcher.connected.wait()
+    try:
+        recovered = await group.start(daemon.supervisor.start)
+    except BackendUnfit as exc:
+        raise StartError(str(exc)) from exc
     daemon.ready.set()
     await group.start(serve_front, config, runtime, daemon)
     status = f"ccdaemon {__version__} ready on {config.listen.socket}; {recovered.summary()}"
@@ -306,8 +266,8 @@ async def _start(
     notifier.ready(status)
 
 
-async def _reach(engine: Engine, notifier: Notifier) -> EngineVersion:
-    """Wait for the engine to answer, as long as it takes, saying so meanwhile.
+async def _reach(supervisor: Supervisor, endpoint: str, notifier: Notifier) -> EngineVersion:
+    """Wait for the engine at ``endpoint`` to answer, as long as it takes, saying so meanwhile.
 
     Raises:
         StartError: the engine answers but speaks no API version ccdaemon does.
@@ -315,12 +275,11 @@ async def _reach(engine: Engine, notifier: Notifier) -> EngineVersion:
     backoff = 0.25
     while True:
         try:
-            await system.ping(engine)
-            return await engine.version()
+            return await supervisor.version()
         except APIVersionError as exc:
-            raise StartError(f"engine at {engine.endpoint}: {exc}") from exc
+            raise StartError(f"engine at {endpoint}: {exc}") from exc
         except EngineUnavailable as exc:
-            status = f"waiting for the engine at {engine.endpoint}: {exc}"
+            status = f"waiting for the engine at {endpoint}: {exc}"
             log.warning("%s", status)
             notifier.status(status)
         await anyio.sleep(backoff)

@@ -152,7 +152,7 @@ class Daemon:
         began = time.perf_counter()
         success = False
         try:
-            result = await self.supervisor.launcher.build(ccid, package, progress=progress)
+            result = await self.supervisor.build(ccid, package, progress=progress)
             success = True
         finally:
             self.metrics.build(ccid, time.perf_counter() - began, success=success)
@@ -160,7 +160,7 @@ class Daemon:
 
     async def built(self, ccid: str) -> str | None:
         """The image this daemon built for ``ccid``, if the engine still has it."""
-        return await self.supervisor.launcher.built(ccid)
+        return await self.supervisor.built(ccid)
 
     def render_metrics(self) -> tuple[bytes, str]:
         """The metrics page, with the table's counts as of now."""

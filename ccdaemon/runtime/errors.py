@@ -9,7 +9,8 @@ CcdaemonError
     ├── StartupTimeout             the launch did not finish within the startup timeout
     ├── UnknownChaincode           no managed chaincode has that id
     ├── TaskFailed                 a swarm task ended before its container ran
-    └── GoTooOld                   the builder image's Go is older than go.mod asks
+    ├── GoTooOld                   the builder image's Go is older than go.mod asks
+    └── BackendUnfit               the engine cannot serve the configured backend
 """
 
 from __future__ import annotations
@@ -77,3 +78,7 @@ class GoTooOld(LaunchError):
         super().__init__(message)
         self.wanted = wanted
         self.builder = builder
+
+
+class BackendUnfit(LaunchError):
+    """Raised at start when the engine cannot serve the configured backend (says what to do)."""

@@ -1,7 +1,7 @@
 """The swarm backend: each chaincode a one-replica Docker Swarm service.
 
-Requests, names, credentials and the launch queue are the Launcher's; only the engine
-steps differ (docs/swarm.md):
+Requests, names, credentials and the launch queue are ``Fabric``'s (runtime/fabric.py),
+as for the container backend; the engine steps are this backend's (docs/swarm.md):
 
     launch: image (built on the manager when missing) -> each TLS file a swarm secret
             -> a service (restart none) -> wait for its task to run
@@ -23,37 +23,43 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ccdaemon.engine import (
-    EngineUnavailable,
+    NodeNotInSwarm,
     NoSuchImage,
-    NoSuchSecret,
     NoSuchService,
     ServiceAlreadyExists,
     images,
     streams,
     swarm,
+    system,
 )
 from ccdaemon.engine.swarm import TaskStatus
+from ccdaemon.runtime.containerstate import chaincode_images, remove_image
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, MIN_STARTUP_TIMEOUT, Phases, whole
-from ccdaemon.runtime.errors import StartupTimeout, TaskFailed
+from ccdaemon.runtime.errors import BackendUnfit, StartupTimeout, TaskFailed
+from ccdaemon.runtime.fabric import Fabric
 from ccdaemon.runtime.hostconfig import CCID_LABEL
-from ccdaemon.runtime.launcher import Launcher
 from ccdaemon.runtime.naming import service_name
+from ccdaemon.runtime.servicelogs import ServiceOutput
+from ccdaemon.runtime.servicestate import ended_services, recover_services, remove_service, task_of
 from ccdaemon.runtime.swarmservice import push, secret_mount, service_body
+from ccdaemon.runtime.taskexits import TaskWatcher
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from anyio.abc import TaskGroup
+    from anyio.abc import TaskStatus as Started
 
-    from ccdaemon.engine import Engine
+    from ccdaemon.engine import Engine, EngineVersion
     from ccdaemon.launchqueue import LaunchQueue
+    from ccdaemon.runtime.backend import ImageCandidate, Recovery, Table
     from ccdaemon.runtime.dockervm import LaunchSpec
-    from ccdaemon.runtime.launcher import Issuer, RuntimeConfig
+    from ccdaemon.runtime.fabric import Launched, LaunchRequest
+    from ccdaemon.runtime.package import ChaincodePackage
+    from ccdaemon.runtime.runtimeconfig import Issuer, RuntimeConfig
 
 log = logging.getLogger(__name__)
 
-#: Seconds a relay keeps reading after its task ended: lines still on their way.
-_RELAY_LINGER = 2.0
 #: A task that failed this way ran: its container started and exited.
 _RAN = "task: non-zero exit"
 #: Task states before its container runs; any other unfinished state means it runs.
@@ -86,11 +92,11 @@ class SwarmConfig:
     registry: str = ""
 
 
-class SwarmLauncher(Launcher):
+class SwarmLauncher:
     """Launches and stops chaincodes as swarm services on a manager, through one queue.
 
-    ``names()`` gives the service's name (a DNS label) where the Launcher gives the
-    container's; everything the daemon reports as the chaincode's container is that
+    ``names()`` gives the service's name (a DNS label) where the container backend gives
+    the container's; everything the daemon reports as the chaincode's container is that
     service.
     """
 
@@ -105,17 +111,81 @@ class SwarmLauncher(Launcher):
         task_group: TaskGroup | None = None,
         host_config: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(engine, queue, ca, config, task_group=task_group, host_config=host_config)
+        self._fabric = Fabric(
+            engine,
+            queue,
+            ca,
+            config,
+            task_group=task_group,
+            host_config=host_config,
+            rename=service_name,
+        )
+        self._engine = engine
+        self._config = config
         self._swarm = swarm_config
         #: (image, id) -> its name at the registry, by digest: pushed once per daemon run.
         self._pushed: dict[tuple[str, str], str] = {}
-        #: The output relay of each service, ended when the service is stopped.
-        self._relays: dict[str, anyio.CancelScope] = {}
+        #: The services' output relays (with attach_stdout).
+        self._output = (
+            ServiceOutput(engine, self._fabric.output, config.output_lines, task_group)
+            if config.attach_stdout and task_group is not None
+            else None
+        )
 
     def names(self, ccid: str) -> tuple[str, str]:
         """The service and image names of ``ccid`` on this peer."""
-        container, image = super().names(ccid)
-        return service_name(container), image
+        return self._fabric.names(ccid)
+
+    def output(self, ccid: str) -> list[str]:
+        """The last lines the chaincode wrote (empty unless ``attach_stdout``)."""
+        return self._fabric.kept(ccid)
+
+    async def launch(
+        self,
+        request: LaunchRequest,
+        *,
+        progress: Callable[[str], object] | None = None,
+        name_free: bool = False,
+    ) -> Launched:
+        """Fabric's ContainerRuntime.Start, as a service (see ``Fabric.launch``)."""
+        return await self._fabric.launch(
+            request, self._start, progress=progress, name_free=name_free
+        )
+
+    async def stop(
+        self, ccid: str, *, grace: int = 0, dontkill: bool = False, dontremove: bool = False
+    ) -> int | None:
+        """Fabric's ContainerRuntime.Stop, as a service: its task's exit code, or None."""
+        return await self._fabric.stop(
+            ccid, self._stop, grace=grace, dontkill=dontkill, dontremove=dontremove
+        )
+
+    async def build(
+        self,
+        ccid: str,
+        package: ChaincodePackage,
+        *,
+        progress: Callable[[str], object] | None = None,
+    ) -> tuple[str, bool]:
+        """Make the image of ``ccid`` on the manager unless it has it (``Fabric.build``)."""
+        return await self._fabric.build(ccid, package, progress=progress)
+
+    async def built(self, ccid: str) -> str | None:
+        """The image of ``ccid`` if the manager has it and this daemon built it, else None."""
+        return await self._fabric.built(ccid)
+
+    async def version(self) -> EngineVersion:
+        """The manager's version, after a ping (health)."""
+        await system.ping(self._engine)
+        return await self._engine.version()
+
+    async def images(self) -> list[ImageCandidate]:
+        """This daemon's tagged chaincode images on the manager."""
+        return await chaincode_images(self._engine, self._config.owner_labels())
+
+    async def remove_image(self, image_id: str) -> str | None:
+        """Remove an image from the manager; None when it went, else why it was kept."""
+        return await remove_image(self._engine, image_id)
 
     async def _start(
         self,
@@ -170,7 +240,7 @@ class SwarmLauncher(Launcher):
                     await secret_mount(self._engine, service, path, content, spec.labels)
                     for path, content in spec.files.items()
                 ]
-            body = service_body(spec, mounts, self._host_config, self._swarm)
+            body = service_body(spec, mounts, self._fabric.host_config, self._swarm)
             try:
                 with phase("create"), whole():
                     await swarm.service_create(self._engine, body)
@@ -180,8 +250,8 @@ class SwarmLauncher(Launcher):
                     await self.remove_service(service, ccid, keep={m.secret_name for m in mounts})
                 with phase("create"), whole():
                     await swarm.service_create(self._engine, body)
-            if self._config.attach_stdout and self._group is not None:
-                self._group.start_soon(self._relay_service, service)
+            if self._output is not None:
+                self._output.relay(service)
             with phase("start"):
                 return await self._running(service)
         except BaseException:
@@ -207,11 +277,6 @@ class SwarmLauncher(Launcher):
             if task is not None and task.finished:
                 raise TaskFailed(service, task.state, task.error or "no reason given")
             await anyio.sleep(self._swarm.poll_interval)
-
-    async def _task(self, service: str) -> TaskStatus | None:
-        """The service's one task (restart none: there is never a second), if any yet."""
-        tasks = [TaskStatus.of(t) for t in await swarm.task_list(self._engine, service=service)]
-        return tasks[-1] if tasks else None
 
     async def _stop(
         self, container: str, *, grace: int, dontkill: bool, dontremove: bool
@@ -245,52 +310,55 @@ class SwarmLauncher(Launcher):
                 return task
             await anyio.sleep(self._swarm.poll_interval)
 
+    async def _task(self, service: str) -> TaskStatus | None:
+        """The service's one task (restart none: there is never a second), if any yet."""
+        return await task_of(self._engine, service)
+
     async def remove_service(
         self, service: str, ccid: str, *, keep: frozenset[str] | set[str] = frozenset()
     ) -> None:
-        """Remove the service, then the secrets of ``ccid`` but ``keep``.
-
-        The secrets go second: the engine refuses to remove a secret a service uses.
-        """
-        relay = self._relays.pop(service, None)
-        if relay is not None:
-            relay.cancel()
-        with contextlib.suppress(NoSuchService):
-            await swarm.service_remove(self._engine, service)
-        labels = {**self._config.owner_labels(), CCID_LABEL: ccid}
-        for secret in await swarm.secret_list(self._engine, labels=labels):
-            if secret["Spec"]["Name"] in keep:
-                continue
-            with contextlib.suppress(NoSuchSecret):
-                await swarm.secret_remove(self._engine, str(secret["ID"]))
+        """Remove the service (its relay ends), then the secrets of ``ccid`` but ``keep``."""
+        if self._output is not None:
+            self._output.end(service)
+        owner = {**self._config.owner_labels(), CCID_LABEL: ccid}
+        await remove_service(self._engine, service, owner, keep=keep)
 
     async def ended(self) -> list[tuple[str, str]]:
         """This daemon's chaincodes whose task has ended: (ccid, service)."""
-        found = []
-        for service in await swarm.service_list(self._engine, labels=self._config.owner_labels()):
-            name = str(service["Spec"]["Name"])
-            ccid = (service["Spec"].get("Labels") or {}).get(CCID_LABEL)
-            task = await self._task(name)
-            if ccid is not None and (task is None or task.finished):
-                found.append((ccid, name))
-        return found
+        return await ended_services(self._engine, self._config.owner_labels())
 
-    async def remove_orphan_secrets(self) -> list[str]:
-        """Remove this daemon's secrets that no service uses (a launch cut short); names."""
-        owner = self._config.owner_labels()
-        used = {
-            str(ref.get("SecretID"))
-            for service in await swarm.service_list(self._engine, labels=owner)
-            for ref in service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or []
-        }
-        removed = []
-        for secret in await swarm.secret_list(self._engine, labels=owner):
-            if str(secret["ID"]) in used:
-                continue
-            with contextlib.suppress(NoSuchSecret):
-                await swarm.secret_remove(self._engine, str(secret["ID"]))
-                removed.append(str(secret["Spec"]["Name"]))
-        return removed
+    async def recover(self) -> Recovery:
+        """The services an earlier run left; unfinished ones and unused secrets removed."""
+        return await recover_services(
+            self._engine, self._config.owner_labels(), self.remove_service
+        )
+
+    async def prepare(self) -> None:
+        """The swarm backend needs a swarm manager: say so plainly, not at each launch.
+
+        Raises:
+            BackendUnfit: the engine is in no swarm, or is a worker.
+        """
+        try:
+            await swarm.swarm_inspect(self._engine)
+        except NodeNotInSwarm as exc:
+            raise BackendUnfit(
+                f'engine.backend is "swarm" but the engine at {self._engine.endpoint} is no '
+                f'swarm manager ({exc}); run `docker swarm init` there, or set backend = "docker"'
+            ) from exc
+
+    async def watch_exits(
+        self, table: Table, *, task_status: Started[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep ``table`` true from the services' tasks, polled, for ever (taskexits.py)."""
+        watcher = TaskWatcher(
+            self._engine,
+            table,
+            self._config.owner_labels(),
+            interval=self._swarm.poll_interval,
+            ended=self._task_ended,
+        )
+        await watcher.run(task_status=task_status)
 
     async def wait(self, container: str, container_id: str) -> int | None:
         """Block until the service's task with ``container_id`` ended; its exit code.
@@ -305,7 +373,7 @@ class SwarmLauncher(Launcher):
             if task is None:
                 return None
             if task.finished:
-                self.task_ended(container)
+                self._task_ended(container)
                 return -1 if task.exit_code is None else task.exit_code
             await anyio.sleep(self._swarm.poll_interval)
 
@@ -324,57 +392,12 @@ class SwarmLauncher(Launcher):
         ) as frames:
             yield streams.lines(frames)
 
+    def _task_ended(self, service: str) -> None:
+        """The service's task has ended: its output relay ends once late lines are in."""
+        if self._output is not None:
+            self._output.task_ended(service)
+
     def follow(self, container: str) -> None:
         """Relay a running service's output found at daemon start (re-adoption)."""
-        if self._config.attach_stdout and self._group is not None:
-            self._group.start_soon(self._resume_service, container)
-
-    def task_ended(self, service: str) -> None:
-        """The service's task has ended: end its output relay once late lines are in.
-
-        A followed service log never ends by itself, not even when the service is removed.
-        """
-        relay = self._relays.get(service)
-        if relay is not None:
-            relay.deadline = min(relay.deadline, anyio.current_time() + _RELAY_LINGER)
-
-    async def _relay_service(self, service: str) -> None:
-        """Pass a launched service's output on until its task ended or it is removed."""
-        await self._follow_service(service, self._output.relay(service), tail=None, stamped=False)
-
-    async def _resume_service(self, service: str) -> None:
-        """The same for a service found running at start: its old lines refill the tail."""
-        relay = self._output.resume(service)
-        await self._follow_service(service, relay, tail=self._config.output_lines, stamped=True)
-
-    async def _follow_service(
-        self,
-        service: str,
-        relay: Callable[[streams.Line], None],
-        *,
-        tail: int | None,
-        stamped: bool,
-    ) -> None:
-        """Follow the service's logs into ``relay`` until ``task_ended`` or ``remove_service``.
-
-        A followed service log does not end when the task does, nor when the service is
-        removed, so those two end it. ``stamped`` asks for the engine's time stamps.
-        """
-        with anyio.CancelScope() as scope:
-            self._relays[service] = scope
-            try:
-                async with swarm.service_logs(
-                    self._engine,
-                    service,
-                    follow=True,
-                    tail=tail,
-                    tty=False,
-                    timestamps=stamped,
-                ) as frames:
-                    async for line in streams.lines(frames):
-                        relay(line)
-            except (EngineUnavailable, NoSuchService) as exc:
-                log.warning("output of service %s is no longer followed: %s", service, exc)
-            finally:
-                if self._relays.get(service) is scope:
-                    del self._relays[service]
+        if self._output is not None:
+            self._output.resume(container)

@@ -87,6 +87,12 @@ def _iso(moment: datetime | None) -> str | None:
     )
 
 
+#: Record states whose container the daemon keeps on purpose (for logs, or dontremove).
+_KEPT = frozenset({State.EXITED, State.STOPPED})
+#: Record states with work in flight on the container: that work owns it.
+_BUSY = frozenset({State.LAUNCHING, State.STOPPING})
+
+
 class Registry:
     """Every chaincode the daemon manages, by ccid and by container name."""
 
@@ -110,6 +116,25 @@ class Registry:
     def all(self) -> list[Chaincode]:
         """Every record, sorted by ccid."""
         return sorted(self._by_ccid.values(), key=lambda cc: cc.ccid)
+
+    def running_chaincodes(self) -> list[tuple[str, str, str]]:
+        """(ccid, container, container id) of every record running with a container."""
+        return [
+            (cc.ccid, cc.container, cc.container_id)
+            for cc in self._by_ccid.values()
+            if cc.state is State.RUNNING and cc.container_id
+        ]
+
+    def keeps(self, ccid: str, container_id: str) -> bool:
+        """Whether a stopped container of ``ccid`` is the table's to keep or work on.
+
+        Work in flight owns it (a launch or a stop), or the record keeps it (exited or
+        stopped, for its logs).
+        """
+        cc = self._by_ccid.get(ccid)
+        return cc is not None and (
+            cc.state in _BUSY or (cc.state in _KEPT and cc.container_id == container_id)
+        )
 
     def counts(self) -> dict[str, int]:
         """How many records are in each state (every state present, zeros included)."""

@@ -1,8 +1,9 @@
-"""The supervisor: launches and stops through the runtime, and keeps the chaincode table true.
+"""The supervisor: launches and stops through the backend, and keeps the chaincode table true.
 
-Actions (launch, stop) go through the Launcher and so through the launch queue; what
-the supervisor learns by watching (exits, containers found at start) it reads from the
-engine itself, by label (supervise/events.py, supervise/recovery.py).
+Actions (launch, stop, build) go through the backend (runtime/backend.py) and so through
+the launch queue; what the supervisor learns by watching (exits, chaincodes found at
+start) the backend reports into the table (``watch_exits``, supervise/recovery.py). The
+fronts reach chaincodes through this class only.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ import anyio
 
 from ccdaemon.engine import EngineUnavailable, NotFound
 from ccdaemon.runtime.errors import StartupTimeout, UnknownChaincode
+from ccdaemon.supervise.recovery import recover
 from ccdaemon.supervise.registry import ENDED, Chaincode, Registry, State
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Mapping
 
-    from ccdaemon.engine import Engine
-    from ccdaemon.runtime.launcher import Launched, Launcher, LaunchRequest
+    from anyio.abc import TaskStatus
+
+    from ccdaemon.engine import EngineVersion
+    from ccdaemon.runtime.backend import Backend
+    from ccdaemon.runtime.launcher import Launched, LaunchRequest
+    from ccdaemon.runtime.package import ChaincodePackage
+    from ccdaemon.supervise.recovery import Recovered
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +55,47 @@ class Supervisor:
     """The managed chaincodes of one daemon: launch, stop, wait, logs."""
 
     def __init__(
-        self,
-        engine: Engine,
-        launcher: Launcher,
-        registry: Registry,
-        *,
-        observer: LaunchObserver | None = None,
+        self, backend: Backend, registry: Registry, *, observer: LaunchObserver | None = None
     ) -> None:
-        self.engine = engine
-        self.launcher = launcher
+        self.backend = backend
         self.registry = registry
         self._observer = observer
         # When the peer created each container it is launching itself (launch metrics).
         self._peer_began: dict[str, float] = {}
+
+    async def start(
+        self, *, task_status: TaskStatus[Recovered] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Check the engine, take back an earlier run's chaincodes, then watch exits for ever.
+
+        ``task_status`` gets what recovery found once exits are watched, so none is missed.
+
+        Raises:
+            BackendUnfit: the engine cannot serve the backend.
+        """
+        await self.backend.prepare()
+        recovered = await recover(self.backend, self.registry)
+        async with anyio.create_task_group() as group:
+            await group.start(self.backend.watch_exits, self.registry)
+            task_status.started(recovered)
+
+    async def version(self) -> EngineVersion:
+        """The engine's version, after a ping (health)."""
+        return await self.backend.version()
+
+    async def build(
+        self,
+        ccid: str,
+        package: ChaincodePackage,
+        *,
+        progress: Callable[[str], object] | None = None,
+    ) -> tuple[str, bool]:
+        """Make the image of ``ccid`` unless it exists (build at install); name, built now."""
+        return await self.backend.build(ccid, package, progress=progress)
+
+    async def built(self, ccid: str) -> str | None:
+        """The image of ``ccid`` if it exists and this daemon built it."""
+        return await self.backend.built(ccid)
 
     def get(self, ccid: str) -> Chaincode:
         """The record of ``ccid``.
@@ -81,7 +116,7 @@ class Supervisor:
         Raises:
             Whatever Launcher.launch raises; the record then says ``failed``.
         """
-        container, image = self.launcher.names(request.ccid)
+        container, image = self.backend.names(request.ccid)
         last = self.registry.get(request.ccid)
         # Recovery saw every container of this daemon's, so without a record, or after a
         # removal, the name is free; if not after all, create says so and it is cleared.
@@ -90,7 +125,7 @@ class Supervisor:
         began = time.perf_counter()
         phases: Mapping[str, float] = {}
         try:
-            launched = await self.launcher.launch(request, progress=progress, name_free=name_free)
+            launched = await self.backend.launch(request, progress=progress, name_free=name_free)
         except BaseException as exc:
             if self.registry.is_current(cc):
                 self.registry.failed(cc, str(exc) or type(exc).__name__)
@@ -155,7 +190,7 @@ class Supervisor:
         was = cc.state
         self.registry.stopping(cc)
         try:
-            exit_code = await self.launcher.stop(ccid, grace=grace, dontremove=dontremove)
+            exit_code = await self.backend.stop(ccid, grace=grace, dontremove=dontremove)
         except BaseException:
             cc.state = was  # the container is as it was, as far as anyone knows
             raise
@@ -181,7 +216,7 @@ class Supervisor:
             changed = cc.changed
             if cc.state is State.RUNNING and cc.container_id:
                 try:
-                    code = await self.launcher.wait(cc.container, cc.container_id)
+                    code = await self.backend.wait(cc.container, cc.container_id)
                     if code is not None:
                         # The table says so at once, not when the watcher sees it too.
                         self.registry.exited(cc.container, code, container_id=cc.container_id)
@@ -206,12 +241,12 @@ class Supervisor:
         """
         cc = self.get(ccid)
         try:
-            async with self.launcher.logs(
+            async with self.backend.logs(
                 cc.container, cc.container_id, follow=follow, tail=tail
             ) as lines:
                 async for line in lines:
                     yield line.text.encode() + b"\n"
         except NotFound:
-            kept = self.launcher.output(ccid)
+            kept = self.backend.output(ccid)
             for text in kept if tail is None else kept[-tail:] if tail else []:
                 yield text.encode() + b"\n"

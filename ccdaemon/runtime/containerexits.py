@@ -1,4 +1,4 @@
-"""Exit tracking from the engine's events stream, with replay and reconciliation.
+"""The container backend's exits: the engine's events stream, with replay and reconciliation.
 
 The watcher follows ``die`` events of the daemon's own containers (by label). When the
 stream breaks (engine restarted, socket gone) it waits, reconnects asking the engine to
@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ccdaemon.engine import EngineUnavailable, NoSuchContainer, containers, system
+from ccdaemon.runtime.backend import parse_time
 from ccdaemon.runtime.dockervm import remove_quietly
 from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
-from ccdaemon.supervise.registry import State
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from anyio.abc import TaskStatus
+
     from ccdaemon.engine import Engine
-    from ccdaemon.supervise.registry import Chaincode, Registry
+    from ccdaemon.runtime.backend import Ended, Table
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,6 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
 #: Engine container states in which a container's process runs.
 _RUNNING = frozenset({"running", "paused", "restarting"})
-#: Record states whose container the daemon keeps on purpose (for logs, or dontremove).
-_KEPT = frozenset({State.EXITED, State.STOPPED})
-#: Record states with work in flight on the container: that work owns it.
-_BUSY = frozenset({State.LAUNCHING, State.STOPPING})
 
 
 def label_filters(labels: Mapping[str, str]) -> list[str]:
@@ -54,7 +52,7 @@ class ExitWatcher:
 
     Args:
         engine: the engine.
-        registry: the table to update.
+        table: the supervisor's records to update.
         labels: the labels every container of this daemon carries.
         since: replay events from this Unix time on the first connection (the moment
             recovery listed the containers, so no exit falls between the two).
@@ -63,13 +61,13 @@ class ExitWatcher:
     def __init__(
         self,
         engine: Engine,
-        registry: Registry,
+        table: Table,
         labels: Mapping[str, str],
         *,
         since: str | None = None,
     ) -> None:
         self._engine = engine
-        self._registry = registry
+        self._table = table
         self._filters = {
             "type": ["container"],
             "event": ["die"],
@@ -81,8 +79,11 @@ class ExitWatcher:
         self._broke_at: float | None = None
         self.connected = anyio.Event()
 
-    async def run(self) -> None:
-        """Follow the events for ever (cancel to end); reconnect with replay on breaks."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow the events for ever (cancel to end); reconnect with replay on breaks.
+
+        ``task_status`` is told once the stream is first connected.
+        """
         backoff = 0.25
         first = True
         while True:
@@ -94,8 +95,10 @@ class ExitWatcher:
                     self._since = since
                     if not first:
                         await self.reconcile()
-                    first = False
                     self._tell_engine(up=True)
+                    if first:
+                        task_status.started()
+                    first = False
                     backoff = 0.25
                     async for event in events:
                         self._seen(event)
@@ -127,11 +130,11 @@ class ExitWatcher:
         except ValueError:
             code = -1
         at = datetime.fromtimestamp(stamp / 1e9, UTC) if isinstance(stamp, int) else None
-        cc = self._registry.exited(name, code, at, container_id=str(actor.get("ID", "")))
+        cc = self._table.exited(name, code, at, container_id=str(actor.get("ID", "")))
         if cc is not None:
             self._exited(cc)
 
-    def _exited(self, cc: Chaincode) -> None:
+    def _exited(self, cc: Ended) -> None:
         log.warning(
             "chaincode %s (container %s) exited with code %s", cc.ccid, cc.container, cc.exit_code
         )
@@ -142,19 +145,17 @@ class ExitWatcher:
         running = {
             str(item.get("Id")) for item in found if item.get("State") in {"running", "paused"}
         }
-        for cc in self._registry.all():
-            if cc.state is not State.RUNNING or cc.container_id in running:
+        for _, container, container_id in self._table.running_chaincodes():
+            if container_id in running:
                 continue
             code, at = -1, None
             try:
-                state = (await containers.inspect(self._engine, cc.container_id or cc.container))[
-                    "State"
-                ]
+                state = (await containers.inspect(self._engine, container_id))["State"]
                 code = int(state.get("ExitCode", -1))
                 at = parse_time(state.get("FinishedAt"))
             except NoSuchContainer:
                 pass  # removed behind our back: the exit code is lost with it
-            ended = self._registry.exited(cc.container, code, at)
+            ended = self._table.exited(container, code, at)
             if ended is not None:
                 self._exited(ended)
         await self._remove_leftovers(found)
@@ -177,12 +178,8 @@ class ExitWatcher:
             if labels.get(ROLE_LABEL) == "builder":
                 if broke_at is None or not await self._made_before(container_id, broke_at):
                     continue
-            else:
-                cc = self._registry.get(str(labels.get(CCID_LABEL)))
-                if cc is not None and (
-                    cc.state in _BUSY or (cc.state in _KEPT and cc.container_id == container_id)
-                ):
-                    continue
+            elif self._table.keeps(str(labels.get(CCID_LABEL)), container_id):
+                continue
             name = str((item.get("Names") or ["/"])[0]).lstrip("/")
             log.warning(
                 "removing container %s (%s): left half-made when the engine went away",
@@ -197,13 +194,3 @@ class ExitWatcher:
         except NoSuchContainer:
             return False
         return created is not None and created.timestamp() < moment
-
-
-def parse_time(value: object) -> datetime | None:
-    """The engine's RFC 3339 time, or None for its zero time ("0001-01-01T00:00:00Z")."""
-    if not isinstance(value, str) or value.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

@@ -1,4 +1,4 @@
-"""Exit tracking for the swarm backend, from the tasks' states.
+"""The swarm backend's exits, from the tasks' states.
 
 The engine's events do not cover tasks (service events are create, update and remove),
 and a container's ``die`` event comes only from the node it ran on. So the watcher asks
@@ -16,15 +16,16 @@ import anyio
 
 from ccdaemon.engine import EngineError, EngineUnavailable, swarm
 from ccdaemon.engine.swarm import TaskStatus
-from ccdaemon.supervise.events import parse_time
-from ccdaemon.supervise.registry import State
+from ccdaemon.runtime.backend import parse_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
+    from anyio.abc import TaskStatus as Started
+
     from ccdaemon.engine import Engine
-    from ccdaemon.supervise.registry import Registry
+    from ccdaemon.runtime.backend import Table
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class TaskWatcher:
 
     Args:
         engine: the swarm manager.
-        registry: the table to update.
+        table: the supervisor's records to update.
         labels: the labels every service (and so every task) of this daemon carries.
         interval: seconds between polls; it bounds how late an exit is reported.
         ended: told the service name of each exit it reports (the launcher ends the
@@ -44,28 +45,28 @@ class TaskWatcher:
     def __init__(
         self,
         engine: Engine,
-        registry: Registry,
+        table: Table,
         labels: Mapping[str, str],
         *,
         interval: float = 1.0,
         ended: Callable[[str], object] | None = None,
     ) -> None:
         self._engine = engine
-        self._registry = registry
+        self._table = table
         self._labels = labels
         self._interval = interval
         self._ended = ended
         self.connected = anyio.Event()
 
-    async def run(self) -> None:
-        """Poll for ever (cancel to end); an engine away is waited out."""
+    async def run(self, *, task_status: Started[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Poll for ever (cancel to end); an engine away is waited out.
+
+        ``task_status`` is told once the first poll is answered.
+        """
+        started = False
         while True:
             # Records that run before the poll: one launched during it is not in the answer.
-            running = {
-                cc.ccid: cc.container_id
-                for cc in self._registry.all()
-                if cc.state is State.RUNNING and cc.container_id
-            }
+            running = self._table.running_chaincodes()
             try:
                 tasks = await swarm.task_list(self._engine, labels=self._labels)
             except (EngineUnavailable, EngineError) as exc:
@@ -74,19 +75,19 @@ class TaskWatcher:
                     self.connected = anyio.Event()
             else:
                 self.connected.set()
+                if not started:
+                    task_status.started()
+                    started = True
                 self._seen(tasks, running)
             await anyio.sleep(self._interval)
 
-    def _seen(self, tasks: list[dict[str, object]], running: Mapping[str, str]) -> None:
+    def _seen(self, tasks: list[dict[str, object]], running: list[tuple[str, str, str]]) -> None:
         by_container = {}
         for task in tasks:
             status = TaskStatus.of(task)
             if status.container_id:
                 by_container[status.container_id] = (status, task)
-        for ccid, container_id in running.items():
-            cc = self._registry.get(ccid)
-            if cc is None or cc.state is not State.RUNNING or cc.container_id != container_id:
-                continue
+        for _, service, container_id in running:
             found = by_container.get(container_id)
             if found is not None and not found[0].finished:
                 continue
@@ -96,7 +97,8 @@ class TaskWatcher:
                 status, task = found
                 code = -1 if status.exit_code is None else status.exit_code
                 at = _finished_at(task)
-            ended = self._registry.exited(cc.container, code, at, container_id=container_id)
+            # The table ignores a record that changed since (relaunched, stopped).
+            ended = self._table.exited(service, code, at, container_id=container_id)
             if ended is not None:
                 if self._ended is not None:
                     self._ended(ended.container)
