@@ -131,7 +131,9 @@ async def daemon(bed: Bed) -> AsyncIterator[tuple[Supervisor, Recovered]]:
 
 def request(ccid: str) -> LaunchRequest:
     """A launch of ``ccid`` with TLS off."""
-    return LaunchRequest(ccid=ccid, cc_type="golang", peer_address="peer0:7052", tls_enabled=False)
+    return LaunchRequest(
+        ccid=ccid, cc_type="golang", peer_address="peer0:7052", mspid="Org1MSP", tls_enabled=False
+    )
 
 
 async def settled(supervisor: Supervisor, ccid: str, state: State) -> None:
