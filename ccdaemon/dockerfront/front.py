@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import h11
@@ -35,7 +35,7 @@ from ccdaemon.engine import (
     NoSuchContainer,
     NotModified,
 )
-from ccdaemon.runtime.relay import NotOwned, container_path
+from ccdaemon.runtime.relay import NotOwned
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
     from ccdaemon.dockerfront.policy import FrontPolicy
+    from ccdaemon.engine.transport import Response
     from ccdaemon.runtime.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -190,14 +191,8 @@ class DockerFront:
             raise Refused(f"the create body is not JSON: {exc}", status=400) from None
         created = self._policy.create(name, body)
         line = name or f"builder-{secrets.token_hex(6)}"
-        answer = await self._relay.control(
-            line,
-            "POST",
-            "/containers/create",
-            params={"name": name} if name else None,
-            body=orjson.dumps(created.body),
-            content_type="application/json",
-        )
+        params = {"name": name} if name else None
+        answer = await self._relay.create(line, name, orjson.dumps(created.body), params)
         if created.ccid is not None and name is not None:
             self._launches.peer_created(created.ccid, name, str(created.body["Image"]))
             log.info("peer created chaincode container %s (%s)", name, created.ccid)
@@ -218,46 +213,47 @@ class DockerFront:
                 raise Refused(f"{call.op} with a body is refused (a start body is a HostConfig)")
         extra = float(call.params.get("t", "0")) if call.op == "container.stop" else 0.0
         try:
-            answer = await self._relay.control(
+            answer = await self._relay.step(
                 call.target,
                 method,
-                container_path(call.target, action),
+                action,
                 params=call.params or None,
                 body=body,
                 content_type=content_type,
                 extra_time=extra,
-                check=call.target,
             )
         except NoSuchContainer:
             raise EngineError(404, f"No such container: {call.target}") from None
-        if call.op == "container.start" and answer.checked is not None:
-            self._launches.peer_started(_name(answer.checked), str(answer.checked["Id"]))
-        elif call.op == "container.remove" and answer.checked is not None:
-            self._launches.peer_removed(_name(answer.checked))
+        if answer.owner is not None and call.op == "container.start":
+            self._launches.peer_started(answer.owner[1], answer.owner[0])
+        elif answer.owner is not None and call.op == "container.remove":
+            self._launches.peer_removed(answer.owner[1])
         await ex.answer(answer.status, answer.body, answer.content_type)
 
     async def _read(self, ex: Exchange, call: routes.Call) -> None:
         """Inspect, wait, archive read and attach: the container's, checked, then relayed."""
-        try:
-            found = await self._relay.owned(call.target)
-        except NoSuchContainer:
-            raise EngineError(404, f"No such container: {call.target}") from None
-        if call.op == "container.inspect":
-            await ex.json(200, found)
-            return
         action = {"container.wait": "wait", "archive.get": "archive", "container.attach": "attach"}
         method = "GET" if call.op == "archive.get" else "POST"
         params = {k: v for k, v in call.params.items() if k != "stdin"} or None
-        path = container_path(call.target, action[call.op])
-        async with self._relay.stream(method, path, params=params) as resp:
-            content_type = resp.headers.get("content-type", "")
-            if call.op == "container.attach" and ex.wants_upgrade:
-                await self._hijacked(ex, content_type, resp.chunks())
+        try:
+            if call.op == "container.inspect":
+                await ex.json(200, await self._relay.owned(call.target))
                 return
-            # Moby's client (Fabric 3.x) reads an archive's stat from this header.
-            stat = resp.headers.get(_PATH_STAT.lower())
-            extra = [(_PATH_STAT, stat)] if stat else []
-            await ex.stream_answer(resp.status, content_type, resp.chunks(), extra)
+            async with self._relay.read(call.target, method, action[call.op], params) as resp:
+                await self._relayed(ex, call, resp)
+        except NoSuchContainer:
+            raise EngineError(404, f"No such container: {call.target}") from None
+
+    async def _relayed(self, ex: Exchange, call: routes.Call, resp: Response) -> None:
+        """Pass a streamed answer on: hijacked for an attach, else as it comes."""
+        content_type = resp.headers.get("content-type", "")
+        if call.op == "container.attach" and ex.wants_upgrade:
+            await self._hijacked(ex, content_type, resp.chunks())
+            return
+        # Moby's client (Fabric 3.x) reads an archive's stat from this header.
+        stat = resp.headers.get(_PATH_STAT.lower())
+        extra = [(_PATH_STAT, stat)] if stat else []
+        await ex.stream_answer(resp.status, content_type, resp.chunks(), extra)
 
     async def _hijacked(
         self, ex: Exchange, content_type: str, chunks: AsyncIterator[bytes]
@@ -342,10 +338,6 @@ _STEPS = {
     "container.remove": ("DELETE", ""),
     "archive.put": ("PUT", "archive"),
 }
-
-
-def _name(inspected: Any) -> str:
-    return str(inspected.get("Name", "")).lstrip("/")
 
 
 __all__ = ["DockerFront", "PeerLaunches"]

@@ -359,6 +359,32 @@ async def test_a_container_ccdaemon_did_not_make_is_not_touched(
     assert state["Status"] == "created"
 
 
+@pytest.mark.parametrize(("case", "method", "action"), FOREIGN, ids=[c[0] for c in FOREIGN])
+async def test_a_container_replaced_behind_the_fronts_back_is_not_touched(
+    front: FrontBed, case: str, method: str, action: str
+) -> None:
+    """The front made it, so it knows its id; replaced under the same name, it is refused.
+
+    The front names a container it knows by its id: the engine answers that one is gone,
+    and the name is checked again, so the stranger now under it is never touched.
+    """
+    name = front.names()[0]
+    engine = front.hostile.engine
+    made = await front.call("POST", f"/containers/create?name={name}", front.chaincode())
+    assert made[0] == 201, made
+    await containers.remove(engine, name, force=True)
+    await containers.create(engine, name, {"Image": FOREIGN_IMAGE, "Cmd": ["sleep", "600"]})
+    try:
+        await anyio.sleep(0.2)  # its create event must fall before ``since``
+        since = now()
+        target = f"/containers/{name}" + (action if action.startswith("?") else f"/{action}")
+        answer = await front.call(method, target, bytes(1024) if method == "PUT" else b"")
+        await front.refused("docker front swapped", case, answer, since, 403, "is not one of")
+        assert (await containers.inspect(engine, name))["State"]["Status"] == "created"
+    finally:
+        await containers.remove(engine, name, force=True)
+
+
 async def test_only_the_peers_images_are_inspected(front: FrontBed) -> None:
     answer = await front.call("GET", f"/images/{BUILDER}/json")
     assert not isinstance(answer, str)
