@@ -22,7 +22,16 @@ import aiodocker
 import anyio
 import pytest
 
-from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, archive, containers, images
+from ccdaemon.engine import (
+    Engine,
+    NoSuchContainer,
+    NoSuchImage,
+    NoSuchVolume,
+    archive,
+    containers,
+    images,
+    volumes,
+)
 from tests.swarmbed import node_id, swarms  # noqa: F401 -- fixtures of the swarm tests
 
 if TYPE_CHECKING:
@@ -113,11 +122,12 @@ async def docker(engine_socket: str) -> AsyncIterator[aiodocker.Docker]:
 
 
 class Made:
-    """Names of containers and images a test makes; all are removed when the test ends."""
+    """Names of containers, images and volumes a test makes; all go when the test ends."""
 
     def __init__(self) -> None:
         self.containers: list[str] = []
         self.images: list[str] = []
+        self.volumes: list[str] = []
         self.prefix = f"ccdt-{secrets.token_hex(3)}"
 
     def container(self, suffix: str = "c") -> str:
@@ -130,6 +140,12 @@ class Made:
         """A fresh image name (no tag), removed at teardown."""
         name = f"localhost/{self.prefix}-{suffix}-{len(self.images)}"
         self.images.append(name)
+        return name
+
+    def volume(self, suffix: str = "v") -> str:
+        """A fresh volume name, removed at teardown."""
+        name = f"{self.prefix}-{suffix}-{len(self.volumes)}"
+        self.volumes.append(name)
         return name
 
 
@@ -146,6 +162,9 @@ async def made(engine: Engine) -> AsyncIterator[Made]:
         for name in tracked.images:
             with contextlib.suppress(NoSuchImage):
                 await images.remove(engine, name, force=True)
+        for name in tracked.volumes:
+            with contextlib.suppress(NoSuchVolume):
+                await volumes.remove(engine, name)
 
 
 def sleeper(seconds: int = 300, **extra: object) -> dict[str, object]:

@@ -3,11 +3,11 @@
 ``Engine`` is the transport (session, negotiation, timeouts), over ``http`` (HTTP/1.1
 connections), ``endpoints`` (addresses, TLS files), ``versions`` (API versions) and
 ``responses`` (bodies, error statuses); the call modules hold one function per engine
-call: ``containers``, ``images``, ``system``, ``swarm`` (services, secrets, tasks);
+call: ``containers``, ``images``, ``volumes``, ``system``, ``swarm`` (services, secrets, tasks);
 ``streams`` reads streaming bodies and ``archive`` writes tar packages.
 """
 
-from ccdaemon.engine import archive, containers, images, streams, swarm, system
+from ccdaemon.engine import archive, containers, images, streams, swarm, system, volumes
 from ccdaemon.engine.errors import (
     APIVersionError,
     ArchiveError,
@@ -26,12 +26,14 @@ from ccdaemon.engine.errors import (
     NoSuchImage,
     NoSuchSecret,
     NoSuchService,
+    NoSuchVolume,
     NotFound,
     NotModified,
     PushFailed,
     SecretAlreadyExists,
     ServiceAlreadyExists,
     StreamBroken,
+    VolumeInUse,
 )
 from ccdaemon.engine.transport import (
     CLIENT_MAX_API,
@@ -65,6 +67,7 @@ __all__ = [
     "NoSuchImage",
     "NoSuchSecret",
     "NoSuchService",
+    "NoSuchVolume",
     "NodeAlreadyInSwarm",
     "NodeNotInSwarm",
     "NotFound",
@@ -74,10 +77,12 @@ __all__ = [
     "ServiceAlreadyExists",
     "StreamBroken",
     "TLSFiles",
+    "VolumeInUse",
     "archive",
     "containers",
     "images",
     "streams",
     "swarm",
     "system",
+    "volumes",
 ]

@@ -80,6 +80,10 @@ class NoSuchImage(NotFound):
     """Raised when an image is missing: image calls' 404, and create's "No such image"."""
 
 
+class NoSuchVolume(NotFound):
+    """Raised when a volume call names a volume the engine does not have."""
+
+
 # --- 409: the engine's state does not allow the call.
 
 
@@ -93,6 +97,10 @@ class ContainerAlreadyExists(Conflict):
 
 class ImageInUse(Conflict):
     """Raised when an image cannot be removed because a container uses it."""
+
+
+class VolumeInUse(Conflict):
+    """Raised when a volume cannot be removed because a container (even a stopped one) uses it."""
 
 
 # --- 304: nothing to do, which the caller may or may not care about.

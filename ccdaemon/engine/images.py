@@ -82,20 +82,25 @@ async def list_(
     engine: Engine, *, labels: Mapping[str, str | None] | None = None
 ) -> list[dict[str, Any]]:
     """List images, optionally only those carrying each label (with that value unless None)."""
-    params: dict[str, str] = {}
-    wanted = [key if value is None else f"{key}={value}" for key, value in (labels or {}).items()]
-    if wanted:
-        # Podman 4.3's image list answers nothing to two label filters at once: the
-        # engine filters by the first, the rest are checked here.
-        params["filters"] = orjson.dumps({"label": wanted[:1]}).decode()
+    params = label_filter(labels)
     result: list[dict[str, Any]] = await engine.call("GET", "/images/json", params=params)
-    if not labels:
-        return result
-    return [image for image in result if _labelled(image.get("Labels") or {}, labels)]
+    return [image for image in result if labelled(image, labels)]
 
 
-def _labelled(have: Mapping[str, str], labels: Mapping[str, str | None]) -> bool:
-    return all(k in have and (v is None or have[k] == v) for k, v in labels.items())
+def label_filter(labels: Mapping[str, str | None] | None) -> dict[str, str]:
+    """A list call's ``filters`` parameter for ``labels``: the first label only.
+
+    Podman 4.3's image list answers nothing to two label filters at once, so the engine
+    filters by the first and ``labelled`` checks the rest.
+    """
+    wanted = [key if value is None else f"{key}={value}" for key, value in (labels or {}).items()]
+    return {"filters": orjson.dumps({"label": wanted[:1]}).decode()} if wanted else {}
+
+
+def labelled(item: Mapping[str, Any], labels: Mapping[str, str | None] | None) -> bool:
+    """Whether a listed object's ``Labels`` hold each of ``labels`` (any value for None)."""
+    have = item.get("Labels") or {}
+    return all(k in have and (v is None or have[k] == v) for k, v in (labels or {}).items())
 
 
 async def remove(engine: Engine, name: str, *, force: bool = False) -> None:
