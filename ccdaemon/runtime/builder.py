@@ -6,6 +6,10 @@
 2. The result, /chaincode/output, comes back as ``binpackage.tar``; the chaincode image
    is built FROM the runtime image with it ADDed, Fabric's labels and ccdaemon's.
 
+A Go build given the daemon's build cache mounts it in the builder container (see
+buildcache); a build that finds the cache unusable or full fails saying so, and the cache
+is removed, so the next build starts with an empty one.
+
 Fabric leaves its builder container behind when the build fails (the removal is not
 forced); here it is always removed, and a failed build leaves no image either.
 """
@@ -31,7 +35,8 @@ from ccdaemon.engine import (
     images,
     streams,
 )
-from ccdaemon.runtime import gotoolchain
+from ccdaemon.runtime import buildcache, gotoolchain
+from ccdaemon.runtime.buildcache import CacheFailed
 from ccdaemon.runtime.dockervm import CLEANUP_TIMEOUT, remove_quietly
 from ccdaemon.runtime.hostconfig import CCID_LABEL, MANAGED_LABEL, ROLE_LABEL
 
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ccdaemon.engine import Engine
+    from ccdaemon.runtime.buildcache import BuildCaches, CacheMount
     from ccdaemon.runtime.platforms import Platform
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,8 @@ class BuildRequest:
     fabric_version: str = "2.5.0"
     #: More labels for the image and the builder container (the daemon's instance).
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: The daemon's build caches; a Go build mounts one (None: no cache).
+    cache: BuildCaches | None = None
 
 
 async def build_image(
@@ -71,13 +79,25 @@ async def build_image(
 
     Raises:
         GoTooOld: the module's go.mod asks for a newer Go than the builder image has.
+        CacheFailed: the build failed on its cache (unusable, or full); the cache is
+            removed, so the next build starts with an empty one.
         BuildFailed: the build script exited non-zero (the log tail holds the compiler's
             words), or the image build failed.
         InvalidRequest: the package's path is not a plausible import path.
         EngineError: the engine refused a step (a missing builder image: NoSuchImage).
     """
     await _check_go(engine, request)
-    binpackage, builder = await _compile(engine, request, progress)
+    if request.cache is None or request.platform.type != "GOLANG":
+        binpackage, builder = await _compile(engine, request, progress, None)
+    else:
+        try:
+            async with request.cache.use(request.platform.builder_image) as mount:
+                binpackage, builder = await _compile(engine, request, progress, mount)
+        except CacheFailed as exc:
+            # Out of use() and with its builder gone, so the volume can go.
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await request.cache.drop(exc.volume, str(exc))
+            raise
     context = archive.tar(
         {
             "Dockerfile": request.platform.dockerfile(
@@ -135,18 +155,30 @@ async def _check_go(engine: Engine, request: BuildRequest) -> None:
 
 
 async def _compile(
-    engine: Engine, request: BuildRequest, progress: Callable[[str], object] | None
+    engine: Engine,
+    request: BuildRequest,
+    progress: Callable[[str], object] | None,
+    cache: CacheMount | None,
 ) -> tuple[bytes, str]:
-    """Run the build script in an ephemeral builder container.
+    """Run the build script in an ephemeral builder container, with the ``cache`` volume.
 
     Returns /chaincode/output and the builder container, which the caller removes; on
     failure or cancellation it is removed here.
     """
     platform = request.platform
+    command = platform.build_command(request.path)
+    env = list(platform.build_env)
+    host_config: dict[str, object] = {"NetworkMode": "none"}
+    if cache is not None:
+        command[-1] = buildcache.PREFIX + command[-1]
+        env.append(f"GOCACHE={cache.target}")
+        # No copy: a new volume got the image's content once, when the daemon made it.
+        mount = {"Type": "volume", "Source": cache.volume, "Target": cache.target}
+        host_config["Mounts"] = [{**mount, "VolumeOptions": {"NoCopy": True}}]
     body = {
         "Image": platform.builder_image,
-        "Cmd": platform.build_command(request.path),
-        "Env": list(platform.build_env),
+        "Cmd": command,
+        "Env": env,
         "Labels": {
             MANAGED_LABEL: "true",
             CCID_LABEL: request.ccid,
@@ -155,7 +187,7 @@ async def _compile(
         },
         "AttachStdout": True,
         "AttachStderr": True,
-        "HostConfig": {"NetworkMode": "none"},
+        "HostConfig": host_config,
     }
     builder = await containers.create(engine, None, body)  # the engine names it
     compiled = False
@@ -168,18 +200,32 @@ async def _compile(
                 tail.append(line.text)
                 if progress is not None:
                     progress(line.text)
+                size = buildcache.reported_size(line.text)
+                if request.cache is not None and cache is not None and size is not None:
+                    request.cache.measured(cache.volume, size)
         code = await containers.wait(engine, builder)
         if code:
-            raise BuildFailed(
-                f"build of {request.ccid} failed: the {platform.type} build exited with {code}",
-                "\n".join(tail),
-            )
+            raise _failed(request, code, "\n".join(tail), cache)
         output = await containers.get_archive(engine, builder, "/chaincode/output/.")
         compiled = True
     finally:
         if not compiled:
             await _remove_builder(engine, builder)
     return output, builder
+
+
+def _failed(
+    request: BuildRequest, code: int, log_text: str, cache: CacheMount | None
+) -> BuildFailed:
+    """The error of a build that exited ``code``: CacheFailed when the cache is at fault."""
+    if cache is not None and code == buildcache.UNUSABLE:
+        return CacheFailed(request.ccid, cache.volume, "is not usable", log_text)
+    if cache is not None and buildcache.full(log_text):
+        return CacheFailed(request.ccid, cache.volume, "or the engine's disk is full", log_text)
+    return BuildFailed(
+        f"build of {request.ccid} failed: the {request.platform.type} build exited with {code}",
+        log_text,
+    )
 
 
 async def _remove_finished_builder(engine: Engine, builder: str) -> None:

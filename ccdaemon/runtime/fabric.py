@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ccdaemon.engine import NoSuchImage, images
+from ccdaemon.runtime.buildcache import BuildCaches
 from ccdaemon.runtime.builder import BuildRequest, build_image
 from ccdaemon.runtime.dockervm import LaunchSpec
 from ccdaemon.runtime.errors import InvalidRequest
@@ -96,7 +97,8 @@ class Fabric:
     ``host_config``, when given, is the engine HostConfig of every chaincode (the daemon's
     policy applied to ``config.host_config``). ``rename`` turns Fabric's container name
     into the backend's (a swarm service's DNS label). With ``attach_stdout``,
-    ``task_group`` owns each chaincode's output relay.
+    ``task_group`` owns each chaincode's output relay. ``build_cache_size`` bounds the Go
+    build cache in bytes (runtime/buildcache.py); 0, the default, builds without one.
     """
 
     def __init__(  # noqa: PLR0913 -- a launch's collaborators, each named
@@ -109,6 +111,7 @@ class Fabric:
         task_group: TaskGroup | None = None,
         host_config: Mapping[str, Any] | None = None,
         rename: Callable[[str], str] = str,
+        build_cache_size: int = 0,
     ) -> None:
         if config.attach_stdout and task_group is None:
             raise ValueError("attach_stdout needs a task group to own the output relays")
@@ -121,6 +124,8 @@ class Fabric:
         self.output = Output(config.output_lines)
         self._ca = ca
         self._rename = rename
+        #: The daemon's Go build cache volumes.
+        self.caches = BuildCaches(engine, instance=config.instance, limit=build_cache_size)
 
     def names(self, ccid: str) -> tuple[str, str]:
         """The container (or service) and image names of ``ccid`` on this peer."""
@@ -297,4 +302,5 @@ class Fabric:
             path=package.path,
             fabric_version=self.config.fabric_version,
             labels={INSTANCE_LABEL: self.config.instance},
+            cache=self.caches,
         )

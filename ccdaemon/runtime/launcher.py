@@ -48,7 +48,7 @@ class Launcher:
     ``host_config``, when given, is the engine HostConfig of every chaincode (the daemon's
     policy applied to ``config.host_config``). With ``attach_stdout``, ``task_group`` owns
     each chaincode's output relay for as long as the container writes; the relays end by
-    themselves when their container stops.
+    themselves when their container stops. ``build_cache_size``: see ``Fabric``.
     """
 
     def __init__(  # noqa: PLR0913 -- the launcher's collaborators, each named
@@ -60,9 +60,16 @@ class Launcher:
         *,
         task_group: TaskGroup | None = None,
         host_config: Mapping[str, Any] | None = None,
+        build_cache_size: int = 0,
     ) -> None:
         self._fabric = Fabric(
-            engine, queue, ca, config, task_group=task_group, host_config=host_config
+            engine,
+            queue,
+            ca,
+            config,
+            task_group=task_group,
+            host_config=host_config,
+            build_cache_size=build_cache_size,
         )
         self._engine = engine
         self._config = config

@@ -110,6 +110,7 @@ class SwarmLauncher:
         swarm_config: SwarmConfig,
         task_group: TaskGroup | None = None,
         host_config: Mapping[str, Any] | None = None,
+        build_cache_size: int = 0,
     ) -> None:
         self._fabric = Fabric(
             engine,
@@ -119,6 +120,7 @@ class SwarmLauncher:
             task_group=task_group,
             host_config=host_config,
             rename=service_name,
+            build_cache_size=build_cache_size,
         )
         self._engine = engine
         self._config = config

@@ -23,7 +23,15 @@ import pytest
 
 from ccdaemon.config import Config, EngineConfig, ListenConfig, PolicyConfig, ShutdownConfig
 from ccdaemon.daemon import serve
-from ccdaemon.engine import Engine, NoSuchContainer, NoSuchImage, containers, images
+from ccdaemon.engine import (
+    Engine,
+    NoSuchContainer,
+    NoSuchImage,
+    NoSuchVolume,
+    containers,
+    images,
+    volumes,
+)
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, HostConfig
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.naming import names
@@ -183,13 +191,16 @@ async def cleaned_daemon(
 
 
 async def remove_instance(engine: Engine, instance: str) -> None:
-    """Remove every container and image labelled with ``instance``."""
+    """Remove every container, image and volume (build cache) labelled with ``instance``."""
     for item in await containers.list_(engine, labels={INSTANCE_LABEL: instance}):
         with contextlib.suppress(NoSuchContainer):
             await containers.remove(engine, str(item["Id"]), force=True)
     for image in await images.list_(engine, labels={INSTANCE_LABEL: instance}):
         with contextlib.suppress(NoSuchImage):
             await images.remove(engine, str(image["Id"]), force=True)
+    for volume in await volumes.list_(engine, labels={INSTANCE_LABEL: instance}):
+        with contextlib.suppress(NoSuchVolume):
+            await volumes.remove(engine, str(volume["Name"]))
 
 
 async def stub_images(engine: Engine, daemon: RunningDaemon, ccids: list[str]) -> None:

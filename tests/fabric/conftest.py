@@ -402,7 +402,7 @@ async def instance_state(
 
 
 async def remove_engine_instance(engine_socket: str, instance: str) -> None:
-    """Remove every container and image of ``instance`` from the engine at ``engine_socket``."""
+    """Remove every container, image and volume of ``instance`` from ``engine_socket``."""
     async with Engine(f"unix://{engine_socket}") as engine:
         await remove_instance(engine, instance)
 
