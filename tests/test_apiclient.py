@@ -249,8 +249,16 @@ class StandIn:
     async def gc(self, request: web.Request) -> web.Response:
         """POST /v1/gc."""
         dry_run = request.query.get("dry_run") == "true"
+        caches = ["ccdaemon-default-gocache-0123456789ab"]
+        asked = request.query.get("caches") == "true"
         return web.json_response(
-            {"dry_run": dry_run, "containers": ["dev-peer0-old-1"], "images": ["dev-old-img"]}
+            {
+                "dry_run": dry_run,
+                "containers": ["dev-peer0-old-1"],
+                "images": ["dev-old-img"],
+                "caches": caches if asked else [],
+                "caches_kept": [] if asked else caches,
+            }
         )
 
     async def metrics(self, _: web.Request) -> web.Response:
@@ -463,8 +471,13 @@ async def test_gc(client: Client, standin: StandIn) -> None:
         "dry_run": True,
         "containers": ["dev-peer0-old-1"],
         "images": ["dev-old-img"],
+        "caches": [],
+        "caches_kept": ["ccdaemon-default-gocache-0123456789ab"],
     }
     assert standin.seen[-1][1] == "/v1/gc?dry_run=true"
+    result = await client.gc(caches=True)
+    assert result["caches"] == ["ccdaemon-default-gocache-0123456789ab"]
+    assert standin.seen[-1][1] == "/v1/gc?dry_run=false&caches=true"
 
 
 async def test_missing_socket(tmp_path: Path) -> None:

@@ -207,7 +207,10 @@ def test_gc(capsys: pytest.CaptureFixture[str], sock: str) -> None:
     assert out.splitlines() == [
         "would remove container dev-peer0-old-1",
         "would remove image dev-old-img",
+        "kept build cache ccdaemon-default-gocache-0123456789ab (remove with --caches)",
     ]
+    status, out, _ = run(capsys, sock, "gc", "--caches")
+    assert out.splitlines()[-1] == "removed build cache ccdaemon-default-gocache-0123456789ab"
     status, out, _ = run(capsys, sock, "gc", "--json")
     assert orjson.loads(out)["dry_run"] is False
 

@@ -215,13 +215,21 @@ class Client:
             async for line in _lines(answer.content):
                 yield line.decode(errors="replace")
 
-    async def gc(self, dry_run: bool = False) -> dict[str, Any]:
+    async def gc(self, dry_run: bool = False, *, caches: bool = False) -> dict[str, Any]:
         """``POST /v1/gc``: remove (or with ``dry_run`` only list) leftover containers and images.
 
+        Args:
+            dry_run: only list what would be removed.
+            caches: remove the daemon's build cache volumes too.
+
         Returns:
-            ``{"dry_run": bool, "containers": [names], "images": [names]}``.
+            ``{"dry_run": bool, "containers": [names], "images": [names], "caches":
+            [volumes], "caches_kept": [volumes]}``.
         """
-        return await self._json("POST", "/v1/gc", query={"dry_run": _bool(dry_run)})
+        query = {"dry_run": _bool(dry_run)}
+        if caches:
+            query["caches"] = _bool(caches)
+        return await self._json("POST", "/v1/gc", query=query)
 
     async def _work(
         self, path: str, body: Mapping[str, Any], progress: Callable[[str], None] | None

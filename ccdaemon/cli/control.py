@@ -124,17 +124,21 @@ async def _wait(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _gc(client: Client, args: argparse.Namespace) -> int:
-    result = await client.gc(dry_run=args.dry_run)
+    result = await client.gc(dry_run=args.dry_run, caches=args.caches)
     if args.json:
         print_json(result)
         return 0
     verb = "would remove" if result["dry_run"] else "removed"
     found = [("container", name) for name in result["containers"]]
     found += [("image", name) for name in result["images"]]
+    found += [("build cache", name) for name in result["caches"]]
     for kind, name in found:
         print(f"{verb} {kind} {name}")
     if not found:
         print("nothing to remove")
+    why = "in use by a build" if args.caches else "remove with --caches"
+    for name in result["caches_kept"]:
+        print(f"kept build cache {name} ({why})")
     return 0
 
 

@@ -235,10 +235,12 @@ def _add_view_commands(command: Callable[[str, str, str], argparse.ArgumentParse
         "remove leftover chaincode containers and images",
         "Remove exited containers and images carrying ccdaemon's labels whose chaincode "
         "the daemon does not run (POST /v1/gc), and list them. Nothing without the labels "
-        "is touched.\n\n"
-        "example:\n  ccdaemon gc --dry-run",
+        "is touched. The daemon's Go build caches are listed, and removed only with "
+        "--caches (no build may be using one).\n\n"
+        "example:\n  ccdaemon gc --dry-run\n  ccdaemon gc --caches",
     )
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    gc.add_argument("--caches", action="store_true", help="remove the build cache volumes too")
     gc.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
 
     health = command(

@@ -299,12 +299,25 @@ async def logs(request: web.Request) -> web.StreamResponse:
 
 
 async def gc(request: web.Request) -> web.Response:
-    """Remove exited containers and unused images carrying this daemon's labels."""
+    """Remove exited containers and unused images carrying this daemon's labels.
+
+    Build caches are removed only with ``caches``; else they are listed as kept.
+    """
     daemon = request.app[DAEMON]
     daemon.admit()
-    result = await daemon.in_flight(collect(daemon.supervisor, dry_run=_bool(request, "dry_run")))
+    result = await daemon.in_flight(
+        collect(
+            daemon.supervisor, dry_run=_bool(request, "dry_run"), caches=_bool(request, "caches")
+        )
+    )
     return json_response(
-        {"dry_run": result.dry_run, "containers": result.containers, "images": result.images}
+        {
+            "dry_run": result.dry_run,
+            "containers": result.containers,
+            "images": result.images,
+            "caches": result.caches,
+            "caches_kept": result.caches_kept,
+        }
     )
 
 

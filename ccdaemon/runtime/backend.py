@@ -9,7 +9,8 @@ table and decides policy; it reaches the engine only through these calls:
   backend removes what no one can use (unfinished launches, builders) itself;
 - ``watch_exits``: the stream of exits (engine events, or polled tasks) written into a
   ``Table``, the supervisor's view of its records;
-- ``ended``, ``images`` and ``remove_image``: the candidates of a collection;
+- ``ended``, ``images``, ``remove_image``, ``caches`` and ``remove_caches``: the
+  candidates of a collection;
 - ``prepare`` and ``version``: the start-up check and health of the engine.
 
 A new backend is one class that implements ``Backend`` whole.
@@ -188,6 +189,14 @@ class Backend(Protocol):
 
     async def remove_image(self, image_id: str) -> str | None:
         """Remove an image; None when removed, else why the engine kept it."""
+        ...
+
+    async def caches(self) -> list[str]:
+        """This daemon's build caches (by name)."""
+        ...
+
+    async def remove_caches(self) -> list[str]:
+        """Remove the build caches no build is using; those removed."""
         ...
 
 

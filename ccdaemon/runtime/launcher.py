@@ -180,6 +180,14 @@ class Launcher:
         """Remove an image; None when it went, else why the engine kept it."""
         return await remove_image(self._engine, image_id)
 
+    async def caches(self) -> list[str]:
+        """This daemon's build cache volumes."""
+        return await self._fabric.caches.listed()
+
+    async def remove_caches(self) -> list[str]:
+        """Remove the build cache volumes no build is using; those removed."""
+        return await self._fabric.caches.remove_all()
+
     async def wait(self, container: str, container_id: str) -> int | None:
         """Block until the chaincode's container no longer runs; its exit code, None if gone.
 

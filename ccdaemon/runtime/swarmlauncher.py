@@ -189,6 +189,14 @@ class SwarmLauncher:
         """Remove an image from the manager; None when it went, else why it was kept."""
         return await remove_image(self._engine, image_id)
 
+    async def caches(self) -> list[str]:
+        """This daemon's build cache volumes."""
+        return await self._fabric.caches.listed()
+
+    async def remove_caches(self) -> list[str]:
+        """Remove the build cache volumes no build is using; those removed."""
+        return await self._fabric.caches.remove_all()
+
     async def _start(
         self,
         spec: LaunchSpec,

@@ -1,5 +1,8 @@
 """``ccdaemon gc``: remove the daemon's own exited containers and unused chaincode images.
 
+Build cache volumes are listed and removed only when asked (``caches``): a cache is
+worth keeping, and is bounded in size by itself.
+
 Only objects carrying all of the daemon's labels (managed, instance) are candidates (the
 backend lists them), so
 another daemon's chaincodes and everything the operator made by hand are never touched.
@@ -29,20 +32,50 @@ class Collected:
     dry_run: bool
     containers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    #: Build cache volumes removed (or that would be), when caches were asked for.
+    caches: list[str] = field(default_factory=list)
+    #: Build cache volumes left alone: not asked for, or in use by a build.
+    caches_kept: list[str] = field(default_factory=list)
 
 
-async def collect(supervisor: Supervisor, *, dry_run: bool = False) -> Collected:
-    """Remove the daemon's exited containers and the images of chaincodes not running."""
+async def collect(
+    supervisor: Supervisor, *, dry_run: bool = False, caches: bool = False
+) -> Collected:
+    """Remove the daemon's exited containers and the images of chaincodes not running.
+
+    Args:
+        supervisor: the daemon's supervisor (its registry and backend).
+        dry_run: only say what would be removed.
+        caches: remove the build cache volumes too (else they are only listed, as kept).
+
+    Returns:
+        What was removed, or would be, and the caches kept.
+    """
     result = Collected(dry_run=dry_run)
     await _containers(supervisor, result)
     await _images(supervisor, result)
+    await _caches(supervisor, result, remove=caches)
     log.info(
-        "gc%s: %d containers, %d images",
+        "gc%s: %d containers, %d images, %d build caches",
         " (dry run)" if dry_run else "",
         len(result.containers),
         len(result.images),
+        len(result.caches),
     )
     return result
+
+
+async def _caches(supervisor: Supervisor, result: Collected, *, remove: bool) -> None:
+    found = await supervisor.backend.caches()
+    if not remove:
+        result.caches_kept.extend(found)
+        return
+    if result.dry_run:
+        result.caches.extend(found)
+        return
+    removed = await supervisor.backend.remove_caches()
+    result.caches.extend(removed)
+    result.caches_kept.extend(name for name in found if name not in removed)
 
 
 async def _containers(supervisor: Supervisor, result: Collected) -> None:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccdaemon.engine import containers, images
-from ccdaemon.runtime.hostconfig import ROLE_LABEL
+from ccdaemon.engine import NoSuchVolume, containers, images, volumes
+from ccdaemon.runtime.hostconfig import INSTANCE_LABEL, MANAGED_LABEL, ROLE_LABEL
 from ccdaemon.runtime.naming import names
-from tests.conftest import BASE_IMAGE, engines, shell, sleeper
+from tests.conftest import BASE_IMAGE, Made, engines, shell, sleeper
 from tests.daemon.conftest import chaincode_path as path
 from tests.daemon.conftest import (
     launch_body,
@@ -105,6 +105,8 @@ async def test_gc_removes_only_exited_containers_and_unused_images_of_its_own(
             "dry_run": True,
             "containers": [done_container],
             "images": [f"{stale}:latest"],
+            "caches": [],
+            "caches_kept": [],
         }
         assert (await containers.inspect(engine, done_container))["State"]["Status"] == "exited"
         status, wet = await daemon.call("POST", "/v1/gc")
@@ -124,6 +126,32 @@ async def test_gc_removes_only_exited_containers_and_unused_images_of_its_own(
         assert (await daemon.call("GET", path(done)))[0] == 404  # collected: forgotten
     finally:
         await stranger.delete(force=True)
+
+
+async def test_gc_removes_its_build_caches_only_when_asked(
+    daemon: RunningDaemon, engine: Engine, made: Made
+) -> None:
+    """A gc and its dry run list the daemon's caches as kept; with caches=1 they go.
+
+    Another instance's cache, labelled alike but for the instance, stays throughout.
+    """
+    instance = daemon.config.runtime.instance
+    own = f"ccdaemon-{instance}-gocache-0123456789ab"
+    made.volumes.append(own)
+    other = made.volume("othercache")
+    labels = {MANAGED_LABEL: "true", INSTANCE_LABEL: instance, ROLE_LABEL: "cache"}
+    await volumes.create(engine, own, labels=labels)
+    await volumes.create(engine, other, labels={**labels, INSTANCE_LABEL: "someone-else"})
+    for query in ("?dry_run=1", "", "?dry_run=1&caches=1"):
+        status, answer = await daemon.call("POST", "/v1/gc" + query)
+        assert status == 200
+        assert answer["caches_kept" if "caches" not in query else "caches"] == [own]
+        await volumes.inspect(engine, own)
+    status, answer = await daemon.call("POST", "/v1/gc?caches=1")
+    assert (status, answer["caches"], answer["caches_kept"]) == (200, [own], [])
+    with pytest.raises(NoSuchVolume):
+        await volumes.inspect(engine, own)
+    await volumes.inspect(engine, other)
 
 
 def _context() -> bytes:

@@ -195,3 +195,11 @@ class MemoryBackend:
             return f"image {name} is in use"
         del self.images_built[name]
         return None
+
+    async def caches(self) -> list[str]:
+        """No build caches."""
+        return []
+
+    async def remove_caches(self) -> list[str]:
+        """Nothing to remove."""
+        return []
