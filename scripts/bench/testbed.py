@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +19,6 @@ from typing import IO, Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
-CCDAEMON = ROOT / ".venv" / "bin" / "ccdaemon"
 
 
 def engine_socket(name: str) -> str:
@@ -34,14 +34,16 @@ def engine_socket(name: str) -> str:
 
 
 async def spawn_daemon(config: Path, log: IO[Any]) -> asyncio.subprocess.Process:
-    """Start ``ccdaemon serve --config`` (then ``wait_healthy``).
+    """Start ``ccdaemon serve --config`` with this interpreter (then ``wait_healthy``).
 
     The daemon gets a session of its own: a Ctrl-C at the terminal reaches only the
     benchmark, whose cleanup then stops the daemon with SIGTERM and checks how it exits.
     Its output goes to ``log`` (a file: an unread pipe would block it).
     """
     return await asyncio.create_subprocess_exec(
-        str(CCDAEMON),
+        sys.executable,
+        "-m",
+        "ccdaemon",
         "serve",
         "--config",
         str(config),
