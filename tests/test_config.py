@@ -143,6 +143,7 @@ endpoint = "tcp://engine.example.com:2376"
 api_version = "1.43"
 engine_limit = 4
 build_limit = 1
+build_cache_size = 0
 backend = "swarm"
 tls = { ca = "/docker/ca.pem", cert = "/docker/cert.pem", key = "/docker/key.pem" }
 
@@ -239,6 +240,7 @@ def test_every_key_lands_in_its_field(tmp_path: Path) -> None:
             api_version="1.43",
             engine_limit=4,
             build_limit=1,
+            build_cache_size=0,
             backend="swarm",
         ),
         runtime=RuntimeConfig(
@@ -412,7 +414,7 @@ TOML_ERRORS = [
     (
         "[engine]\nendpiont = 'unix:///x'\n",
         "engine.endpiont",
-        "api_version, backend, build_limit, endpoint, engine_limit, tls",
+        "api_version, backend, build_cache_size, build_limit, endpoint, engine_limit, tls",
     ),
     (
         "[runtime.logging]\nlevels = 'debug'\n",

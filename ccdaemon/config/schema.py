@@ -136,6 +136,7 @@ KINDS: dict[str, Any] = {
     | None,
     "engine.engine_limit": _WholeFrom1,
     "engine.build_limit": _WholeFrom1,
+    "engine.build_cache_size": _Whole,
     "engine.backend": Literal["docker", "swarm"],
     "swarm.network": Annotated[str, Meta(min_length=1, description="a network name")],
     "swarm.constraints": Annotated[

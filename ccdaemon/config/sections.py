@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ccdaemon.runtime.buildcache import DEFAULT_LIMIT as DEFAULT_BUILD_CACHE_SIZE
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
 from ccdaemon.runtime.platforms import PlatformImages
@@ -82,6 +83,8 @@ class EngineConfig:
         api_version: pin this Docker Engine API version; None negotiates it.
         engine_limit: pieces of work sent to the engine at once (the launch queue's bound).
         build_limit: image builds at once.
+        build_cache_size: the bound on the daemon's Go build cache, in bytes; 0 turns
+            the cache off (runtime/buildcache.py).
         backend: ``docker``: each chaincode a container of this engine, as Fabric does;
             ``swarm``: each chaincode a one-replica service of the swarm this engine
             manages (``[swarm]``, docs/swarm.md).
@@ -92,6 +95,7 @@ class EngineConfig:
     api_version: str | None = None
     engine_limit: int = 8
     build_limit: int = 2
+    build_cache_size: int = DEFAULT_BUILD_CACHE_SIZE
     backend: Literal["docker", "swarm"] = "docker"
 
 

@@ -92,6 +92,7 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         ("peer", f"network {runtime.network_id or '-'}, peer {runtime.peer_id or '-'}"),
         ("mspid", runtime.mspid or "(none: each launch names its own)"),
         ("limits", f"{engine.engine_limit} engine calls, {engine.build_limit} builds at once"),
+        ("build cache", _build_cache(engine.build_cache_size)),
         ("startup", f"{runtime.startup_timeout:g} s; attachStdout {runtime.attach_stdout}"),
         ("go builder", f"{config.images.golang_builder} -> {config.images.golang_runtime}"),
         ("go build", _golang(config)),
@@ -100,6 +101,10 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         ("on stop", "stop chaincodes" if config.shutdown.stop_chaincodes else "leave them running"),
         ("log", f"{config.log.level} {config.log.format}"),
     ]
+
+
+def _build_cache(size: int) -> str:
+    return f"at most {size / (1 << 30):g} GiB" if size else "off"
 
 
 def _golang(config: Config) -> str:

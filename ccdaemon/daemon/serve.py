@@ -210,8 +210,17 @@ def _backend(  # noqa: PLR0913 -- the backend's collaborators, each named
             swarm_config=config.swarm,
             task_group=group,
             host_config=host_config,
+            build_cache_size=config.engine.build_cache_size,
         )
-    return Launcher(engine, queue, ca, runtime, task_group=group, host_config=host_config)
+    return Launcher(
+        engine,
+        queue,
+        ca,
+        runtime,
+        task_group=group,
+        host_config=host_config,
+        build_cache_size=config.engine.build_cache_size,
+    )
 
 
 def _chaincode_ca(config: Config) -> Issuer:
