@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,7 +41,7 @@ from ccdaemon.runtime.hostconfig import CCID_LABEL
 from ccdaemon.runtime.naming import service_name
 from ccdaemon.runtime.servicelogs import ServiceOutput
 from ccdaemon.runtime.servicestate import ended_services, recover_services, remove_service, task_of
-from ccdaemon.runtime.swarmservice import push, secret_mount, service_body
+from ccdaemon.runtime.swarmservice import SwarmConfig, push, secret_mount, service_body
 from ccdaemon.runtime.taskexits import TaskWatcher
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from ccdaemon.runtime.package import ChaincodePackage
     from ccdaemon.runtime.runtimeconfig import Issuer, RuntimeConfig
 
+__all__ = ["SwarmConfig", "SwarmLauncher"]
+
 log = logging.getLogger(__name__)
 
 #: A task that failed this way ran: its container started and exited.
@@ -66,30 +68,6 @@ _RAN = "task: non-zero exit"
 _PENDING = frozenset(
     {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SwarmConfig:
-    """How chaincodes run as services (``[swarm]``).
-
-    Attributes:
-        network: the network of every service: ``host`` (Fabric's default, the node's
-            own stack) or an attachable overlay network's name.
-        constraints: placement constraints, such as ``node.labels.fabric==true``.
-        stop_grace: seconds between the stop signal and SIGKILL. A service's grace is
-            fixed when it is made, so a stop's own grace is not applied.
-        poll_interval: seconds between looks at a task's state (there is no task event).
-        registry: ``host:port[/prefix]`` of the registry every node pulls from. Each
-            image is pushed there once and services name it by digest, so every node
-            runs the same bytes. Empty: services name the manager's local image, which
-            only the manager's node has (a one-node swarm).
-    """
-
-    network: str = "host"
-    constraints: tuple[str, ...] = ()
-    stop_grace: float = 10.0
-    poll_interval: float = 0.5
-    registry: str = ""
 
 
 class SwarmLauncher:

@@ -1,5 +1,7 @@
 """A chaincode's swarm service as the engine gets it: spec, secrets, image at the registry.
 
+``SwarmConfig`` is how services are made (``[swarm]``).
+
 The launch's container becomes a ServiceSpec with the same limits, each TLS file a
 secret mounted at Fabric's path, and with a registry, the image one every node pulls.
 """
@@ -7,6 +9,7 @@ secret mounted at Fabric's path, and with a registry, the image one every node p
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ccdaemon.engine import NoSuchImage, SecretAlreadyExists, images, swarm
@@ -18,7 +21,31 @@ if TYPE_CHECKING:
 
     from ccdaemon.engine import Engine
     from ccdaemon.runtime.dockervm import LaunchSpec
-    from ccdaemon.runtime.swarmlauncher import SwarmConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    """How chaincodes run as services (``[swarm]``).
+
+    Attributes:
+        network: the network of every service: ``host`` (Fabric's default, the node's
+            own stack) or an attachable overlay network's name.
+        constraints: placement constraints, such as ``node.labels.fabric==true``.
+        stop_grace: seconds between the stop signal and SIGKILL. A service's grace is
+            fixed when it is made, so a stop's own grace is not applied.
+        poll_interval: seconds between looks at a task's state (there is no task event).
+        registry: ``host:port[/prefix]`` of the registry every node pulls from. Each
+            image is pushed there once and services name it by digest, so every node
+            runs the same bytes. Empty: services name the manager's local image, which
+            only the manager's node has (a one-node swarm).
+    """
+
+    network: str = "host"
+    constraints: tuple[str, ...] = ()
+    stop_grace: float = 10.0
+    poll_interval: float = 0.5
+    registry: str = ""
+
 
 #: Key files are readable by their owner only; certificates by all.
 _KEY_MODE = 0o400
