@@ -17,6 +17,7 @@ from ccdaemon.engine import EngineError, NoSuchContainer, NoSuchImage
 from ccdaemon.engine import containers as engine_containers
 from ccdaemon.engine import images as engine_images
 from ccdaemon.engine import system as engine_system
+from ccdaemon.engine import volumes as engine_volumes
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL
 
 if TYPE_CHECKING:
@@ -107,7 +108,10 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 async def remove_made(engine: Engine, instance: str, prefixes: tuple[str, ...]) -> None:
-    """Remove containers and images carrying ``instance``'s label or named by a prefix."""
+    """Remove containers and images carrying ``instance``'s label or named by a prefix.
+
+    The instance's volumes (its build cache) go too.
+    """
     if not prefixes:
         return
     for item in await engine_containers.list_(engine):
@@ -128,6 +132,16 @@ async def remove_made(engine: Engine, instance: str, prefixes: tuple[str, ...]) 
                 pass
             except EngineError as exc:
                 print(f"cleanup: cannot remove image {tags or image['Id']}: {exc}", file=sys.stderr)
+    await remove_volumes(engine, instance)
+
+
+async def remove_volumes(engine: Engine, instance: str) -> None:
+    """Remove the volumes carrying ``instance``'s label (its daemon's build cache)."""
+    for volume in await engine_volumes.list_(engine, labels={INSTANCE_LABEL: instance}):
+        try:
+            await engine_volumes.remove(engine, str(volume["Name"]))
+        except EngineError as exc:
+            print(f"cleanup: cannot remove volume {volume['Name']}: {exc}", file=sys.stderr)
 
 
 async def tag_standins(engine: Engine, net: Network, added: list[str]) -> None:
