@@ -46,7 +46,7 @@ from ccdaemon.runtime.hostconfig import HostConfig
 from ccdaemon.runtime.launchconfig import ChaincodeLogging
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.platforms import GolangBuild, PlatformImages
-from ccdaemon.runtime.swarmlauncher import SwarmConfig
+from ccdaemon.runtime.swarmservice import SwarmConfig
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

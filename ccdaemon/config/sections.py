@@ -10,7 +10,7 @@ from ccdaemon.runtime.buildcache import DEFAULT_LIMIT as DEFAULT_BUILD_CACHE_SIZ
 from ccdaemon.runtime.launcher import RuntimeConfig
 from ccdaemon.runtime.package import DEFAULT_MAX_SIZE
 from ccdaemon.runtime.platforms import PlatformImages
-from ccdaemon.runtime.swarmlauncher import SwarmConfig
+from ccdaemon.runtime.swarmservice import SwarmConfig
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

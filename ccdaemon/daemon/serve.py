@@ -42,7 +42,6 @@ from ccdaemon.errors import CcdaemonError
 from ccdaemon.launchqueue import LaunchQueue
 from ccdaemon.runtime.errors import BackendUnfit
 from ccdaemon.runtime.launcher import Issuer, Launcher, RuntimeConfig
-from ccdaemon.runtime.swarmlauncher import SwarmLauncher
 from ccdaemon.supervise.registry import Registry, State
 from ccdaemon.supervise.supervisor import Supervisor
 
@@ -202,6 +201,9 @@ def _backend(  # noqa: PLR0913 -- the backend's collaborators, each named
     """
     host_config = config.policy.apply(runtime.host_config.to_engine())
     if config.engine.backend == "swarm":
+        # Imported only here: a container backend's daemon need not carry it (0.2 MiB of idle RSS).
+        from ccdaemon.runtime.swarmlauncher import SwarmLauncher  # noqa: PLC0415
+
         return SwarmLauncher(
             engine,
             queue,
