@@ -123,49 +123,23 @@ class Relay:
             EngineError: the engine answered with an error status.
             EngineUnavailable: the engine could not be reached or did not answer in time.
         """
-        answer = await self.control(
-            line,
-            "POST",
-            "/containers/create",
-            params=params,
-            body=body,
-            content_type="application/json",
-        )
+
+        async def step(_: object) -> Answer:
+            return await self._call(
+                "POST",
+                "/containers/create",
+                params=params,
+                body=body,
+                content_type="application/json",
+                extra_time=0.0,
+            )
+
+        answer = await self._queue.run(line, step)
         created = str(orjson.loads(answer.body).get("Id", ""))
         if created:
             # The peer names a chaincode's container; a builder's it addresses by id.
             self._remember(name or created, created, name or "")
         return answer
-
-    async def control(  # noqa: PLR0913 -- one engine call's parts
-        self,
-        line: str,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: bytes | AsyncIterable[bytes] | None = None,
-        content_type: str | None = None,
-        extra_time: float = 0.0,
-    ) -> Answer:
-        """A control step in container ``line``'s turn of the queue, its answer read whole.
-
-        Raises:
-            EngineError: the engine answered with an error status.
-            EngineUnavailable: the engine could not be reached or did not answer in time.
-        """
-
-        async def step(_: object) -> Answer:
-            return await self._call(
-                method,
-                path,
-                params=params,
-                body=body,
-                content_type=content_type,
-                extra_time=extra_time,
-            )
-
-        return await self._queue.run(line, step)
 
     async def step(  # noqa: PLR0913 -- one engine call's parts
         self,
@@ -210,10 +184,9 @@ class Relay:
                     self.forget(container)
                 else:
                     return self._after(container, method, replace(answer, owner=known))
-            await self.owned(container)
-            owner = self._known.get(container)
-            answer = replace(await call(owner[0] if owner else container), owner=owner)
-            return self._after(container, method, answer)
+            await self.owned(container)  # remembers it
+            owner = self._known[container]
+            return self._after(container, method, replace(await call(owner[0]), owner=owner))
 
         return await self._queue.run(container, step)
 
