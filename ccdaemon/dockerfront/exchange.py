@@ -89,18 +89,32 @@ class Exchange:
         return self.headers.get("upgrade", "").lower() == "tcp"
 
     async def body(self, *, limit: int | None = None) -> AsyncIterator[bytes]:
-        """Yield the request body as it arrives; at most ``limit`` bytes (413 beyond)."""
+        """Yield the request body as it arrives; at most ``limit`` bytes (413 beyond).
+
+        Each piece is all the body that one read from the client brought: a Go client
+        streaming a gzip context sends chunks of about 240 bytes (flate's flush size),
+        and forwarding each alone cost a Fabric 1.4 first launch 34,000 sends to the
+        engine (0.7 s of the daemon's CPU).
+        """
         seen = 0
+        pending: list[bytes] = []
         while True:
-            event = await next_event(self.stream, self.conn)
+            event = ready_event(self.conn)
+            if event is None:
+                if pending:
+                    yield b"".join(pending)
+                    pending.clear()
+                event = await next_event(self.stream, self.conn)
             if isinstance(event, h11.EndOfMessage):
+                if pending:
+                    yield b"".join(pending)
                 return
             if not isinstance(event, h11.Data):
                 raise ClientGone(f"body ended by {type(event).__name__}")
             seen += len(event.data)
             if limit is not None and seen > limit:
                 raise Refused(f"request body larger than {limit} bytes", status=413)
-            yield bytes(event.data)
+            pending.append(bytes(event.data))
 
     async def read_body(self, limit: int = MAX_SMALL_BODY) -> bytes:
         """The whole (small) request body, within ``BODY_TIMEOUT`` (408 beyond)."""
@@ -171,6 +185,24 @@ class Exchange:
             await self.stream.send(data)
 
 
+def ready_event(conn: h11.Connection) -> h11.Event | type[h11.PAUSED] | None:
+    """The connection's next event from what was read already; None when it needs more.
+
+    Raises:
+        ClientGone: the client closed the connection.
+        NotHTTP: the client sent what is not HTTP.
+    """
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise NotHTTP(exc) from exc
+    if isinstance(event, h11.ConnectionClosed):
+        raise ClientGone("connection closed")
+    if event is h11.PAUSED or isinstance(event, h11.Event):
+        return event
+    return None
+
+
 async def next_event(stream: ByteStream, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
     """The connection's next event, reading from ``stream`` as needed.
 
@@ -178,17 +210,10 @@ async def next_event(stream: ByteStream, conn: h11.Connection) -> h11.Event | ty
         ClientGone: the client closed the connection.
         NotHTTP: the client sent what is not HTTP.
     """
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise NotHTTP(exc) from exc
-        if isinstance(event, h11.ConnectionClosed):
-            raise ClientGone("connection closed")
-        if event is h11.PAUSED or isinstance(event, h11.Event):
-            return event
+    while (event := ready_event(conn)) is None:
         try:
             data = await stream.receive(_READ)
         except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
             data = b""
         conn.receive_data(data)
+    return event

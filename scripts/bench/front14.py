@@ -18,7 +18,10 @@ the first launch), ``invoke`` (the first ``invoke put``, on the running chaincod
 exited on the engine, a second to let the peer see it go; then the first ``query``,
 which relaunches it: DockerVM.Start with the image present). ``total`` is the sum.
 Seams alternate, the order swapping each round; each figure is the median over the
-rounds, and each ratio front/straight is of two medians.
+rounds, and each ratio front/straight is of two medians; beside it, the median of the
+per-round ratios (rounds are paired, so drift across the run cancels). The front seam's
+daemon CPU seconds per step (user + system, from /proc) show what the front itself
+costs, apart from the Go build's wall-time noise.
 
     flock /tmp/ccd-suite.lock .venv/bin/python scripts/bench/front14.py [--rounds 5]
         [--engine docker-20.10 | --socket PATH] [--json]
@@ -33,9 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import testbed
 
@@ -58,9 +63,23 @@ STEPS = ("install", "instantiate", "invoke", "relaunch")
 SETTLE = 1.0
 
 
-def timed_deploy(net: LegacyNetwork, engine_socket: str) -> dict[str, float]:
-    """Install, instantiate, invoke and relaunch ``kv`` once on ``net`` (up); seconds each."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_deploy(
+    net: LegacyNetwork, engine_socket: str, daemon_pid: int | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Install, instantiate, invoke and relaunch ``kv`` once on ``net`` (up).
+
+    Returns:
+        The seconds of each step, and the daemon's CPU seconds in each (when a
+        ``daemon_pid`` is given).
+    """
     figures: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     steps = (
         ("install", lambda: net.install(KV, "1", variant="v1")),
         ("instantiate", lambda: net.instantiate(KV, "1", "init")),
@@ -70,11 +89,16 @@ def timed_deploy(net: LegacyNetwork, engine_socket: str) -> dict[str, float]:
     for step, run in steps:
         if step == "relaunch":
             make_exit(net, engine_socket)
+        used = cpu_seconds(daemon_pid) if daemon_pid else 0.0
         began = time.monotonic()
         run()
         figures[step] = time.monotonic() - began
+        if daemon_pid:
+            cpu[step] = cpu_seconds(daemon_pid) - used
     figures["total"] = sum(figures.values())
-    return figures
+    if daemon_pid:
+        cpu["total"] = sum(cpu.values())
+    return figures, cpu
 
 
 def make_exit(net: LegacyNetwork, engine_socket: str) -> None:
@@ -104,7 +128,7 @@ def relaunch_query(net: LegacyNetwork) -> None:
         raise SystemExit(f"the relaunched kv answered {answer!r}, not 'blue'")
 
 
-def straight(engine_socket: str) -> dict[str, float]:
+def straight(engine_socket: str) -> tuple[dict[str, float], dict[str, float]]:
     """One round of the straight seam."""
     net = LegacyNetwork.create(f"unix://{engine_socket}", core_overrides=CORE_OVERRIDES)
     try:
@@ -116,10 +140,11 @@ def straight(engine_socket: str) -> dict[str, float]:
         net.remove()
 
 
-def front(engine_socket: str) -> dict[str, float]:
+def front(engine_socket: str) -> tuple[dict[str, float], dict[str, float]]:
     """One round of the front seam (daemon, front, peer; all removed after)."""
     with serving_front14(engine_socket) as served:
-        return timed_deploy(served.net, engine_socket)
+        process = served.daemon.process
+        return timed_deploy(served.net, engine_socket, process.pid if process else None)
 
 
 def main() -> None:
@@ -134,13 +159,16 @@ def main() -> None:
     args = parser.parse_args()
     engine_socket = args.socket or testbed.engine_socket(args.engine)
     runs: dict[str, list[dict[str, float]]] = {seam: [] for seam in SEAMS}
+    daemon_cpu: list[dict[str, float]] = []
     seams = {"straight": straight, "front": front}
     with standins(engine_socket):
         for number in range(args.rounds):
             order = SEAMS if number % 2 == 0 else SEAMS[::-1]
             for seam in order:
-                figures = seams[seam](engine_socket)
+                figures, cpu = seams[seam](engine_socket)
                 runs[seam].append(figures)
+                if cpu:
+                    daemon_cpu.append(cpu)
                 shown = "  ".join(f"{k} {v:6.2f}" for k, v in figures.items())
                 print(f"round {number + 1} {seam:9} {shown}", file=sys.stderr)
     median = {
@@ -148,17 +176,34 @@ def main() -> None:
         for seam in SEAMS
     }
     ratios = {k: median["front"][k] / median["straight"][k] for k in (*STEPS, "total")}
+    pairs = list(zip(runs["straight"], runs["front"], strict=True))
+    paired = {k: statistics.median(f[k] / s[k] for s, f in pairs) for k in (*STEPS, "total")}
+    cpu_median = {k: statistics.median(c[k] for c in daemon_cpu) for k in (*STEPS, "total")}
     print(f"{'seam':9} " + " ".join(f"{k:>12}" for k in (*STEPS, "total")))
     for seam in SEAMS:
         print(f"{seam:9} " + " ".join(f"{v:12.2f}" for v in median[seam].values()))
     print(f"{'ratio':9} " + " ".join(f"{v:12.3f}" for v in ratios.values()))
+    print(f"{'paired':9} " + " ".join(f"{v:12.3f}" for v in paired.values()))
+    print(f"{'cpu front':9} " + " ".join(f"{v:12.2f}" for v in cpu_median.values()))
     print(
-        f"front/straight: first launch (instantiate) {ratios['instantiate']:.3f}, "
-        f"relaunch {ratios['relaunch']:.3f}, total {ratios['total']:.3f} "
-        f"(medians of {args.rounds} round(s), {engine_socket})"
+        f"front/straight: first launch (instantiate) {ratios['instantiate']:.3f} "
+        f"(paired {paired['instantiate']:.3f}), relaunch {ratios['relaunch']:.3f} "
+        f"(paired {paired['relaunch']:.3f}), total {ratios['total']:.3f}; the daemon's CPU "
+        f"{cpu_median['instantiate']:.2f} s in a first launch, {cpu_median['relaunch']:.2f} s "
+        f"in a relaunch (medians of {args.rounds} round(s), {engine_socket})"
     )
     if args.json:
-        print(json.dumps({"rounds": runs, "median": median, "ratios": ratios}))
+        print(
+            json.dumps(
+                {
+                    "rounds": runs,
+                    "median": median,
+                    "ratios": ratios,
+                    "paired": paired,
+                    "daemon_cpu": {"rounds": daemon_cpu, "median": cpu_median},
+                }
+            )
+        )
 
 
 if __name__ == "__main__":
