@@ -101,12 +101,11 @@ async def build_image(
     context = archive.tar(
         {
             "Dockerfile": request.platform.dockerfile(
-                request.ccid, fabric_version=request.fabric_version
+                request.ccid, fabric_version=request.fabric_version, labels=request.labels
             ).encode(),
             "binpackage.tar": binpackage,
         }
     )
-    labels = {MANAGED_LABEL: "true", CCID_LABEL: request.ccid, **request.labels}
     failure: Exception | None = None
     image_id = ""
     async with anyio.create_task_group() as group:
@@ -117,7 +116,6 @@ async def build_image(
                 engine,
                 context,
                 request.image,
-                labels=labels,
                 network_mode="none",
                 on_progress=progress,
             )

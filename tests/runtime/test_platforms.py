@@ -289,19 +289,29 @@ def test_overlong_go_path_is_refused() -> None:
         ("java", "hyperledger/fabric-javaenv:2.5", "/root/chaincode-java/chaincode"),
     ],
 )
-def test_dockerfile_is_fabrics_then_ccdaemons_labels(
+def test_dockerfile_is_fabrics_with_ccdaemons_labels_in_its_label(
     type_: str, runtime: str, directory: str
 ) -> None:
-    """Fabric 2.5's Dockerfile text, unchanged, is followed by a LABEL of ccdaemon's own."""
+    """Fabric 2.5's Dockerfile text, its one LABEL continued with ccdaemon's labels.
+
+    No LABEL of ccdaemon's own: each instruction is one more build step.
+    """
     fabric = (
         REFERENCE_DOCKERFILE.replace("<runtime>", runtime)
         .replace("<dir>", directory)
         .replace("<TYPE>", type_.upper())
         .replace("<Version>", "2.5.14")
     )
-    assert platform_for(type_).dockerfile(CCID, fabric_version="2.5.14") == (
-        f'{fabric}\nLABEL ccdaemon.managed="true" \\\n      ccdaemon.ccid="{CCID}"\n'
+    ours = (
+        f' \\\n      ccdaemon.managed="true" \\\n      ccdaemon.ccid="{CCID}"'
+        ' \\\n      ccdaemon.instance="peer0-\\$x"\n'
     )
+    expected = fabric.replace('version="2.5.14"\n', f'version="2.5.14"{ours}') + "\n"
+    text = platform_for(type_).dockerfile(
+        CCID, fabric_version="2.5.14", labels={"ccdaemon.instance": "peer0-$x"}
+    )
+    assert text == expected
+    assert sum(line.startswith("LABEL") for line in text.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -332,7 +342,7 @@ def test_hostile_ccid_stays_inside_its_label() -> None:
     """A ccid trying to close the quote and add an instruction stays one escaped value."""
     hostile = 'x" \\RUN id #'  # no newline: that case is refused
     text = platform_for("golang").dockerfile(hostile, fabric_version="2.5.14")
-    assert text.endswith('      ccdaemon.ccid="x\\" \\\\RUN id #"\n')
+    assert '      ccdaemon.ccid="x\\" \\\\RUN id #"\n' in text
     assert len(text.splitlines()) == 7
 
 
