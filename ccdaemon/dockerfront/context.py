@@ -15,6 +15,7 @@ directories; so the whole stream is walked here, each piece before it is forward
 
 A refusal cuts the upload before the engine has the whole context, so nothing is built.
 Nothing is read past the tar's first end block: the engine reads no member after it.
+What the engine gets is the walked tar, plain, its Dockerfile labelled (``BuildContext``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import zlib
 from typing import TYPE_CHECKING
 
 from ccdaemon.dockerfront.policy import Refused
+from ccdaemon.runtime.platforms import quote_label_value
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Mapping
 
 #: The largest Dockerfile taken (Fabric's are a few hundred bytes).
 DOCKERFILE_MAX = 64 * 1024
+#: Bytes of context read, at most, before its Dockerfile has been read whole.
+DOCKERFILE_AHEAD = 1024 * 1024
 _BLOCK = 512
 #: Bytes inflated at a time, so a gzip bomb is walked through, never held.
 _STEP = 64 * 1024
@@ -63,33 +67,52 @@ def _names(block: bytes) -> set[str]:
 
 
 class BuildContext:
-    """Walks one build context: ``feed`` each piece before it is forwarded, ``end`` after.
+    """Walks one build context and gives on the tar to forward: ``feed`` each piece, ``end`` after.
+
+    The context leaves plain (the engine reads either), and its Dockerfile carries
+    ``labels`` in its last LABEL instruction: the build's ``labels`` parameter would be
+    one more build step, a container committed (0.19 s on Docker 20.10:
+    scripts/bench/imagelabels.py), and last, ours win over any the client wrote.
 
     Args:
         check: the policy's check of the Dockerfile's text (raises Refused).
+        labels: the image's labels (ccdaemon's; values quoted here).
     """
 
-    def __init__(self, check: Callable[[str], None]) -> None:
+    def __init__(self, check: Callable[[str], None], labels: Mapping[str, str]) -> None:
         self._check = check
+        self._labels = " ".join(f"{k}={quote_label_value(k, v)}" for k, v in labels.items())
         self._inflate = _gunzip()
         self._header = bytearray()
         self._data = 0  # bytes of the current member's data still to come
         self._pad = 0  # then bytes of padding to its block's end
         self._dockerfile: bytearray | None = None
+        self._first_header = b""
         self._members = 0
+        self._fed = 0
         self._ended = False
         #: Whether the Dockerfile was read whole and allowed.
         self.checked = False
 
-    def feed(self, piece: bytes) -> None:
-        """Walk ``piece`` of the (gzip) context; Refused if what it holds is refused."""
+    def feed(self, piece: bytes) -> Iterator[bytes]:
+        """Walk ``piece`` of the (gzip) context; yield the plain tar to forward.
+
+        Nothing is yielded before the Dockerfile is read and allowed; then it comes
+        first, as its own piece, labelled. Other pieces are at most ``_STEP`` bytes.
+
+        Raises:
+            Refused: what the piece holds is refused.
+        """
         data = piece
+        self._fed += len(piece)
+        if not self.checked and self._fed > DOCKERFILE_AHEAD:
+            raise Refused("the build context does not begin with a Dockerfile", status=400)
         while data and not self._ended:
             try:
                 plain = self._inflate.decompress(data, _STEP)
             except zlib.error:
                 raise Refused("the build context is not gzip data", status=400) from None
-            self._walk(plain)
+            yield from self._walk(plain)
             if self._inflate.eof:
                 # Another gzip member may follow: the engine's reader reads it on.
                 data = self._inflate.unused_data
@@ -102,31 +125,39 @@ class BuildContext:
         if not self.checked:
             raise Refused("the build context does not begin with a Dockerfile", status=400)
 
-    def _walk(self, plain: bytes) -> None:
+    def _walk(self, plain: bytes) -> Iterator[bytes]:
         view = memoryview(plain)
         while view and not self._ended:
             if self._data:
                 taken, view = view[: self._data], view[self._data :]
                 self._data -= len(taken)
-                if self._dockerfile is not None:
+                if self._dockerfile is None:
+                    yield bytes(taken)
+                else:
                     self._dockerfile += taken
                     if not self._data:
-                        self._dockerfile_read(self._dockerfile)
+                        yield self._dockerfile_read(self._dockerfile)
             elif self._pad:
                 skipped, view = view[: self._pad], view[self._pad :]
                 self._pad -= len(skipped)
+                if self._members > 1:  # the Dockerfile's padding is written anew
+                    yield bytes(skipped)
             else:
                 need = _BLOCK - len(self._header)
                 self._header += view[:need]
                 view = view[need:]
                 if len(self._header) == _BLOCK:
-                    self._member(bytes(self._header))
+                    block = bytes(self._header)
                     self._header.clear()
+                    sent = self._member(block)
+                    if sent:
+                        yield sent
 
-    def _member(self, block: bytes) -> None:
+    def _member(self, block: bytes) -> bytes:
+        """Take a member's header; what to forward for it (nothing yet for the Dockerfile)."""
         if block == _ZERO:
             self._ended = True  # the engine's tar reader stops here, or fails
-            return
+            return _ZERO * 2  # the archive's end, whole: nothing past it is read
         try:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         except tarfile.TarError:
@@ -137,6 +168,7 @@ class BuildContext:
         self._members += 1
         if self._members == 1:
             self._first(info, kind)
+            self._first_header = block
         elif kind not in _MEMBERS:
             raise Refused(
                 f"build context member {info.name[:80]!r} is not a file or a directory "
@@ -147,8 +179,9 @@ class BuildContext:
         # A directory has no data, whatever its size field says (as the engine reads it).
         self._data = info.size if info.isreg() else 0
         self._pad = -self._data % _BLOCK
-        if self._dockerfile is not None and not self._data:
-            self._dockerfile_read(self._dockerfile)
+        if self._dockerfile is not None:
+            return self._dockerfile_read(self._dockerfile) if not self._data else b""
+        return block
 
     def _first(self, info: tarfile.TarInfo, kind: bytes) -> None:
         if info.name.removeprefix("./") != "Dockerfile":
@@ -161,11 +194,41 @@ class BuildContext:
             )
         self._dockerfile = bytearray()
 
-    def _dockerfile_read(self, data: bytearray) -> None:
-        text = bytes(data).decode("utf-8", "replace")
+    def _dockerfile_read(self, data: bytearray) -> bytes:
+        """Check the whole Dockerfile; its member (header, labelled text, padding) to send."""
         self._dockerfile = None
-        self._check(text)
+        self._check(bytes(data).decode("utf-8", "replace"))
         self.checked = True
+        text = with_labels(bytes(data).decode("utf-8", "surrogateescape"), self._labels)
+        labelled = text.encode("utf-8", "surrogateescape")
+        info = tarfile.TarInfo.frombuf(self._first_header, "utf-8", "surrogateescape")
+        info.size = len(labelled)
+        header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        return header + labelled + bytes(-len(labelled) % _BLOCK)
 
 
-__all__ = ["DOCKERFILE_MAX", "BuildContext"]
+def with_labels(dockerfile: str, labels: str) -> str:
+    """``dockerfile`` with ``labels`` (``key="value" ...``) ending its last LABEL instruction.
+
+    A Dockerfile with no LABEL gets one of its own, at its end.
+    """
+    lines = dockerfile.split("\n")
+    last: int | None = None
+    continued = False
+    word = ""
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # inside an instruction too: the engine drops such lines there
+        if not continued:
+            word = stripped.split(None, 1)[0].upper()
+        continued = stripped.endswith("\\")
+        if word == "LABEL" and not continued:
+            last = number
+    if last is None:
+        return dockerfile.rstrip("\n") + f"\nLABEL {labels}\n"
+    lines[last] = f"{lines[last].rstrip()} {labels}"
+    return "\n".join(lines)
+
+
+__all__ = ["DOCKERFILE_AHEAD", "DOCKERFILE_MAX", "BuildContext", "with_labels"]

@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 
 #: The lowest API version the front takes in a path (Fabric 1.4's client asks none).
 MIN_API = "1.12"
-#: Bytes of a build context read ahead to find and check its Dockerfile.
-_DOCKERFILE_AHEAD = 1024 * 1024
 _TAR_BLOCK = 512
 _PATH_STAT = "X-Docker-Container-Path-Stat"
 
@@ -286,9 +284,10 @@ class DockerFront:
         nothing.
         """
         params = self._policy.build(call.params)
-        body = ex.body()
-        walk = BuildContext(self._policy.dockerfile)
-        ahead = await self._dockerfile(body, walk)
+        walk = BuildContext(self._policy.dockerfile, self._policy.image_labels)
+        context = _plain(ex.body(), walk)
+        # The walk gives nothing before the Dockerfile is read and allowed, then it.
+        dockerfile = await anext(context)
         version = await self._relay.version()
         log.info(
             "peer builds image %s (its path asks API %s; sent at %s)",
@@ -297,38 +296,25 @@ class DockerFront:
             version.negotiated,
         )
 
-        async def context() -> AsyncIterator[bytes]:
-            for piece in ahead:
+        async def sent() -> AsyncIterator[bytes]:
+            yield dockerfile
+            async for piece in context:
                 yield piece
-            async for piece in body:
-                walk.feed(piece)
-                yield piece
-            walk.end()
 
         async with self._relay.stream(
-            "POST", "/build", params=params, body=context(), content_type="application/x-tar"
+            "POST", "/build", params=params, body=sent(), content_type="application/x-tar"
         ) as resp:
             await ex.stream_answer(
                 resp.status, resp.headers.get("content-type", "application/json"), resp.chunks()
             )
 
-    async def _dockerfile(self, body: AsyncIterator[bytes], walk: BuildContext) -> list[bytes]:
-        """Read the context's head until its first member, the Dockerfile, is checked.
 
-        Returns the pieces read, to be sent on first. Fabric writes the Dockerfile first
-        into a gzip tar; a context that is anything else is refused.
-        """
-        read: list[bytes] = []
-        size = 0
-        async for piece in body:
-            walk.feed(piece)
-            read.append(piece)
-            size += len(piece)
-            if walk.checked:
-                return read
-            if size > _DOCKERFILE_AHEAD:
-                break
-        raise Refused("the build context does not begin with a Dockerfile", status=400)
+async def _plain(body: AsyncIterator[bytes], walk: BuildContext) -> AsyncIterator[bytes]:
+    """The walked context, plain: ``walk``'s output for each piece of ``body``."""
+    async for piece in body:
+        for plain in walk.feed(piece):
+            yield plain
+    walk.end()
 
 
 _STEPS = {

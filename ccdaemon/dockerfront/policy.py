@@ -31,8 +31,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.runtime.errors import InvalidRequest
 from ccdaemon.runtime.hostconfig import CCID_LABEL, ROLE_LABEL
@@ -310,8 +308,16 @@ class FrontPolicy:
                 " nor one this peer built"
             )
 
+    @property
+    def image_labels(self) -> dict[str, str]:
+        """The labels of a chaincode image the peer builds."""
+        return {**self.labels, ROLE_LABEL: "image"}
+
     def build(self, params: Mapping[str, str]) -> dict[str, str]:
-        """Decide a ``POST /build`` query; the query to send (labels added, no leftovers)."""
+        """Decide a ``POST /build`` query; the query to send (no leftovers).
+
+        The image's labels go into its Dockerfile (``image_labels``, context.py).
+        """
         tag = params.get("t", "")
         if not self.chaincode_image(tag):
             raise Refused(f"build tag {tag!r} is not a chaincode image of this peer")
@@ -325,9 +331,7 @@ class FrontPolicy:
                 continue
             if value not in {"", "0", "false"}:
                 raise Refused(f"build parameter {key}={value!r} is not one Fabric sends; refused")
-        labels = {**self.labels, ROLE_LABEL: "image"}
         sent = {"t": tag, "networkmode": network, "rm": "1", "forcerm": "1"}
-        sent["labels"] = _json(labels)
         if params.get("q") in {"1", "true"}:
             sent["q"] = "1"
         return sent
@@ -372,7 +376,3 @@ _BUILD_KNOWN = frozenset({"t", "networkmode", "rm", "forcerm", "q"})
 _DIRECTIVE = re.compile(r"#\s*[a-zA-Z][a-zA-Z0-9]*\s*=.*")
 # After the peer's prefix: the chaincode's part, then "-" and the sha256 Fabric appends.
 _CHAINCODE_IMAGE = re.compile(r"[a-z0-9][a-z0-9._-]*-[0-9a-f]{64}", re.ASCII)
-
-
-def _json(value: Mapping[str, str]) -> str:
-    return orjson.dumps(dict(value)).decode()

@@ -104,6 +104,26 @@ async def test_fabrics_build_is_let_through_and_labelled(front: FrontBed) -> Non
             await images.remove(front.hostile.engine, tag(front))
 
 
+async def test_a_dockerfile_claiming_ccdaemons_labels_gets_the_daemons_own(
+    front: FrontBed,
+) -> None:
+    """The daemon's labels end the Dockerfile's last LABEL, so the client's claims lose."""
+    claims = 'LABEL ccdaemon.instance="someone-else" \\\n      ccdaemon.role=builder'
+    built = _dockerfile_of(f"FROM {RUNTIME}", _ADD, claims, "ENV A=1")
+    answer = await front.call("POST", f"/build?t={tag(front)}", built)
+    assert not isinstance(answer, str)
+    assert answer[0] == 200, answer
+    try:
+        inspected = await images.inspect(front.hostile.engine, tag(front))
+        labels = inspected["Config"]["Labels"]
+        assert labels[INSTANCE_LABEL] == front.hostile.daemon.config.instance
+        assert labels[ROLE_LABEL] == "image"
+        assert "A=1" in inspected["Config"]["Env"]
+    finally:
+        with contextlib.suppress(NoSuchImage):
+            await images.remove(front.hostile.engine, tag(front))
+
+
 # --- builds: refused, before the engine has the whole context ---------------------------
 
 
