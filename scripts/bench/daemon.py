@@ -93,6 +93,8 @@ SETTLE = 2.0
 IDLE_RATIO_TARGET = 1.5
 LOADED_MIB_TARGET = 60.0
 LATENCY_RATIO_TARGET = 1.05
+#: Container removals in flight at once during cleanup.
+REMOVE_LIMIT = 8
 
 
 # --- Process memory.
@@ -226,8 +228,8 @@ async def start_daemon(run: Run, config: Path, log: io.TextIOWrapper) -> dict[st
         return await testbed.wait_healthy(run.daemon, run.api_socket)
 
 
-async def ensure_stub(run: Run, engine: Engine) -> None:
-    """Build the stand-in chaincode image unless the engine has it."""
+async def ensure_stub(engine: Engine) -> bool:
+    """Build the stand-in chaincode image unless the engine has it; whether it was built."""
     try:
         await engine_images.inspect(engine, STUB_IMAGE)
     except NoSuchImage:
@@ -237,15 +239,21 @@ async def ensure_stub(run: Run, engine: Engine) -> None:
         )
         context = archive.tar({"Dockerfile": dockerfile.encode(), "chaincode": STUB_SCRIPT})
         await engine_images.build(engine, context, STUB_IMAGE)
-        run.built_stub = True
+        return True
+    return False
 
 
-async def tag_images(run: Run, engine: Engine, ccids: list[str]) -> None:
-    """Give each ccid the image name the daemon will look for (no build at launch)."""
+async def tag_images(
+    engine: Engine, ccids: list[str], tagged: list[str], *, network_id: str, peer_id: str
+) -> None:
+    """Give each ccid the image name a daemon will look for (no build at launch).
+
+    Each name goes into ``tagged`` as soon as it exists, for the cleanup.
+    """
     for ccid in ccids:
-        image = names(ccid, network_id="bench", peer_id=f"p{run.tag}").image
+        image = names(ccid, network_id=network_id, peer_id=peer_id).image
         await engine_images.tag(engine, STUB_IMAGE, image)
-        run.tagged.append(image)
+        tagged.append(image)
 
 
 def launch_body(ccid: str) -> dict[str, Any]:
@@ -289,7 +297,7 @@ async def measure_loaded(
     """
     assert run.daemon is not None  # noqa: S101 -- started before
     ccids = [f"load{i}:{run.tag}" for i in range(count)]
-    await tag_images(run, engine, ccids)
+    await tag_images(engine, ccids, run.tagged, network_id="bench", peer_id=f"p{run.tag}")
     # All at once measures the burst too: 200 requests in flight leave the allocator
     # fragmented, and RSS keeps what a peak touched.
     gate = asyncio.Semaphore(clients or count)
@@ -342,7 +350,8 @@ async def measure_serial(
     rounds = args.rounds
     warm = [f"warm{i}:{run.tag}" for i in range(WARMUP)]
     ccids = [[f"serial{r}-{i}:{run.tag}" for i in range(args.serial)] for r in range(rounds)]
-    await tag_images(run, engine, warm + [ccid for batch in ccids for ccid in batch])
+    every = warm + [ccid for batch in ccids for ccid in batch]
+    await tag_images(engine, every, run.tagged, network_id="bench", peer_id=f"p{run.tag}")
     latencies: dict[str, list[float]] = {"daemon": [], **{k: [] for k in floors}}
     per_round: dict[str, list[float]] = {k: [] for k in latencies}
     server: list[dict[str, float]] = []
@@ -421,7 +430,7 @@ async def bench(run: Run, args: argparse.Namespace, log: io.TextIOWrapper) -> No
     config = load(config_path, environ={})
     try:
         async with Engine(f"unix://{run.engine_socket}") as engine:
-            await ensure_stub(run, engine)
+            run.built_stub = await ensure_stub(engine)
             await start_baseline(run)
             health = await start_daemon(run, config_path, log)
             assert run.daemon is not None  # noqa: S101
@@ -461,17 +470,35 @@ async def cleanup(run: Run) -> None:
                 run.figures["daemon_exit"] = "killed: no exit within 60 s of SIGTERM"
         run.figures.setdefault("daemon_exit", run.daemon.returncode)
     async with Engine(f"unix://{run.engine_socket}") as engine:
-        for labels in ({INSTANCE_LABEL: run.instance}, {FLOOR_LABEL: run.tag}):
-            for item in await engine_containers.list_(engine, labels=labels):
-                with contextlib.suppress(NoSuchContainer):
-                    await engine_containers.remove(engine, str(item["Id"]), force=True)
-        for image in [*run.tagged, *([STUB_IMAGE] if run.built_stub else [])]:
-            try:
-                await engine_images.remove(engine, image)
-            except NoSuchImage:
-                pass
-            except EngineError as exc:
-                print(f"cleanup: cannot remove image {image}: {exc}", file=sys.stderr)
+        labels = [{INSTANCE_LABEL: run.instance}, {FLOOR_LABEL: run.tag}]
+        await remove_made(engine, labels, run.tagged, built_stub=run.built_stub)
+
+
+async def remove_made(
+    engine: Engine, labels: list[dict[str, str]], images: list[str], *, built_stub: bool
+) -> None:
+    """Remove the containers with each of ``labels``, then ``images``, and the stub if built.
+
+    A few removals at a time: Docker 20.10 deadlocks under heavy concurrent removal
+    (ENGINES.md), and a daemon's engine_limit is 8 too.
+    """
+    gate = asyncio.Semaphore(REMOVE_LIMIT)
+
+    async def remove(container: str) -> None:
+        async with gate:
+            with contextlib.suppress(NoSuchContainer):
+                await engine_containers.remove(engine, container, force=True)
+
+    for selector in labels:
+        found = await engine_containers.list_(engine, labels=selector)
+        await asyncio.gather(*(remove(str(item["Id"])) for item in found))
+    for image in [*images, *([STUB_IMAGE] if built_stub else [])]:
+        try:
+            await engine_images.remove(engine, image)
+        except NoSuchImage:
+            pass
+        except EngineError as exc:
+            print(f"cleanup: cannot remove image {image}: {exc}", file=sys.stderr)
 
 
 # --- Reporting.

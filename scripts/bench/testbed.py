@@ -14,9 +14,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,12 +36,15 @@ def engine_socket(name: str) -> str:
     return sockets[name]
 
 
-async def spawn_daemon(config: Path, log: IO[Any]) -> asyncio.subprocess.Process:
+async def spawn_daemon(
+    config: Path, log: IO[Any], env: Mapping[str, str] | None = None
+) -> asyncio.subprocess.Process:
     """Start ``ccdaemon serve --config`` with this interpreter (then ``wait_healthy``).
 
     The daemon gets a session of its own: a Ctrl-C at the terminal reaches only the
     benchmark, whose cleanup then stops the daemon with SIGTERM and checks how it exits.
-    Its output goes to ``log`` (a file: an unread pipe would block it).
+    Its output goes to ``log`` (a file: an unread pipe would block it). ``env``, when
+    given, is its whole environment.
     """
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -51,6 +57,7 @@ async def spawn_daemon(config: Path, log: IO[Any]) -> asyncio.subprocess.Process
         stdout=log,
         stderr=log,
         start_new_session=True,
+        env=env,
     )
 
 
