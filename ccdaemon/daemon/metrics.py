@@ -25,15 +25,18 @@ nothing another library registers globally leaks into ``/metrics``.
 
 from __future__ import annotations
 
+import bisect
+import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from ccdaemon import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from ccdaemon.launchqueue import QueueStats
 
@@ -58,11 +61,11 @@ class Metrics:
     def __init__(self, *, version: str = __version__) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self._launch_duration = Histogram(
+        self._launch_duration = SeriesHistogram(
             "chaincode_launch_duration",
             "The time to launch a chaincode.",
-            ["chaincode", "success"],
-            buckets=LAUNCH_BUCKETS,
+            ("chaincode", "success"),
+            LAUNCH_BUCKETS,
             registry=r,
         )
         self._launch_failures = Counter(
@@ -77,11 +80,11 @@ class Metrics:
             ["chaincode"],
             registry=r,
         )
-        self._build_duration = Histogram(
+        self._build_duration = SeriesHistogram(
             "dockercontroller_chaincode_container_build_duration",
             "The time to build a chaincode image in seconds.",
-            ["chaincode", "success"],
-            buckets=BUILD_BUCKETS,
+            ("chaincode", "success"),
+            BUILD_BUCKETS,
             registry=r,
         )
         self._phase_duration = Histogram(
@@ -148,7 +151,7 @@ class Metrics:
         """
         if success and timeout:
             raise ValueError("a launch that timed out did not succeed")
-        self._launch_duration.labels(chaincode, _bool(success)).observe(seconds)
+        self._launch_duration.observe((chaincode, _bool(success)), seconds)
         if timeout:
             self._launch_timeouts.labels(chaincode).inc()
         elif not success:
@@ -158,7 +161,7 @@ class Metrics:
 
     def build(self, chaincode: str, seconds: float, *, success: bool) -> None:
         """Record one image build, as Fabric's Docker controller does."""
-        self._build_duration.labels(chaincode, _bool(success)).observe(seconds)
+        self._build_duration.observe((chaincode, _bool(success)), seconds)
 
     def engine_call(self, call: str, seconds: float, error: str | None) -> None:
         """Record one engine call, and its error class name when it failed."""
@@ -196,6 +199,64 @@ class Metrics:
         if self._queue_source is not None:
             self.set_queue(self._queue_source())
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class SeriesHistogram:
+    """A labelled histogram with one series per chaincode, at a tenth of the memory.
+
+    prometheus_client's Histogram keeps a child per label set with a locked value object
+    per bucket: 3.5 KiB a chaincode for Fabric's histograms, labelled by ccid (0.7 MiB
+    for 200). This keeps a list of counts per label set (0.3 KiB) and makes the same
+    samples (buckets, count, sum, created) at each scrape. Observed from the event loop
+    only: no lock.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        *,
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = tuple(labelnames)
+        self._bounds = tuple(float(bound) for bound in buckets)
+        # Bounds as prometheus_client writes them (Go's way): "0.1", "600.0", "+Inf".
+        self._le = (*(repr(bound) for bound in self._bounds), "+Inf")
+        # Per label values: [count per bucket (not cumulative), +Inf's last], sum, created.
+        self._series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        registry.register(self)
+
+    def observe(self, labels: tuple[str, ...], amount: float) -> None:
+        """Observe ``amount`` in the series of ``labels`` (values in ``labelnames`` order)."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = ([0] * len(self._le), [0.0, time.time()])
+        counts, totals = series
+        # Prometheus' buckets are upper bounds, inclusive: the first bound >= amount.
+        counts[bisect.bisect_left(self._bounds, amount)] += 1
+        totals[0] += amount
+
+    def describe(self) -> Iterator[Metric]:
+        """The family without samples, for the registry's check of duplicate names."""
+        yield Metric(self._name, self._documentation, "histogram")
+
+    def collect(self) -> Iterator[Metric]:
+        """The family with every series' samples, in prometheus_client's order."""
+        family = Metric(self._name, self._documentation, "histogram")
+        for values, (counts, (total, created)) in self._series.items():
+            labels = dict(zip(self._labelnames, values, strict=True))
+            seen = 0
+            for le, count in zip(self._le, counts, strict=True):
+                seen += count
+                family.add_sample(f"{self._name}_bucket", {**labels, "le": le}, seen)
+            family.add_sample(f"{self._name}_count", labels, seen)
+            family.add_sample(f"{self._name}_sum", labels, total)
+            family.add_sample(f"{self._name}_created", labels, created)
+        yield family
 
 
 def _bool(value: bool) -> str:

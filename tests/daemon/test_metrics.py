@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import prometheus_client
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import ccdaemon
-from ccdaemon.daemon.metrics import Metrics, call_name
+from ccdaemon.daemon.metrics import (
+    BUILD_BUCKETS,
+    LAUNCH_BUCKETS,
+    Metrics,
+    SeriesHistogram,
+    call_name,
+)
 from ccdaemon.launchqueue import QueueStats
 
 CC = "mycc:8a1f"
@@ -190,3 +199,46 @@ def test_instances_share_nothing_and_leave_the_global_registry_alone() -> None:
 def test_engine_calls_are_named_by_route_not_by_object(method: str, path: str, name: str) -> None:
     """Container and image names never become label values (one series per chaincode)."""
     assert call_name(method, path) == name
+
+
+@pytest.mark.parametrize("buckets", [LAUNCH_BUCKETS, BUILD_BUCKETS])
+def test_series_histogram_renders_as_prometheus_clients_histogram(
+    buckets: tuple[float, ...],
+) -> None:
+    """The same exposition, byte for byte but the creation times (bounds hit exactly too)."""
+    light, stock = CollectorRegistry(), CollectorRegistry()
+    ours = SeriesHistogram("h", "A histogram.", ("chaincode", "success"), buckets, registry=light)
+    theirs = prometheus_client.Histogram(
+        "h", "A histogram.", ["chaincode", "success"], buckets=buckets, registry=stock
+    )
+    for i, amount in enumerate([0.0, 0.05, *buckets, buckets[-1] + 1, 2.5, 0.3]):
+        labels = (f"cc{i % 3}:1", "true" if i % 2 else "false")
+        ours.observe(labels, amount)
+        theirs.labels(*labels).observe(amount)
+
+    def lines(registry: CollectorRegistry, *, created: bool) -> list[str]:
+        text = prometheus_client.generate_latest(registry).decode()
+        return [line for line in text.splitlines() if ("_created{" in line) == created]
+
+    assert lines(light, created=False) == lines(stock, created=False)
+    ours_created, theirs_created = lines(light, created=True), lines(stock, created=True)
+    assert [line.split()[0] for line in ours_created] == [
+        line.split()[0] for line in theirs_created
+    ]
+    assert all(float(line.split()[1]) > 0 for line in ours_created)
+
+
+def test_a_chaincodes_launch_series_takes_under_a_kibibyte() -> None:
+    """Fabric's histograms are labelled by ccid: a series per chaincode, kept for good."""
+    metrics = Metrics()
+    metrics.launch("warm:0", 0.2, success=True, timeout=False, phases={"start": 0.1})
+    ccids = [f"load{i}:{i:064x}" for i in range(200)]  # made before tracing: the records' own
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for ccid in ccids:
+            metrics.launch(ccid, 0.3, success=True, timeout=False, phases={"start": 0.2})
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown / len(ccids) < 1024  # prometheus_client's Histogram child: 3.5 KiB
