@@ -15,7 +15,8 @@ import ipaddress
 import os
 import socket
 import ssl
-from contextlib import asynccontextmanager
+import threading
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from ccdaemon.apiclient import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 NDJSON = "application/x-ndjson"
@@ -89,6 +90,7 @@ class StandIn:
     Attributes:
         chaincodes: the managed chaincodes by ccid.
         seen: every request as (method, raw path with query, Accept header).
+        connections: the connections requests came on (their transports' ids).
         bodies: the JSON body of every POST.
         engine_up: health answers 503 ``engine_unavailable`` when False.
         health_garbage: health answers 500 with a text body, as something not ccdaemon.
@@ -109,6 +111,7 @@ class StandIn:
             )
         }
         self.seen: list[tuple[str, str, str]] = []
+        self.connections: set[int] = set()
         self.bodies: list[dict[str, Any]] = []
         self.engine_up = True
         self.health_garbage = False
@@ -140,6 +143,7 @@ class StandIn:
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.seen.append((request.method, request.raw_path, request.headers.get("Accept", "")))
+        self.connections.add(id(request.transport))
         if request.method == "POST" and request.can_read_body:
             self.bodies.append(await request.json())
         response: web.StreamResponse = await handler(request)
@@ -317,72 +321,112 @@ def standin() -> StandIn:
     return StandIn()
 
 
+@contextmanager
+def served(
+    standin: StandIn, path: Path | None = None, *, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve the stand-in from a thread of its own, on ``path`` or on TCP with ``tls``.
+
+    Yields its address. The client blocks, so the server needs a loop of its own.
+    """
+    address: list[str] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        if path is not None:
+            async with serving(standin, path):
+                address.append(str(path))
+                ready.set()
+                await stop.wait()
+            return
+        runner = web.AppRunner(standin.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        address.append(f"https://127.0.0.1:{runner.addresses[0][1]}")
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),))
+    thread.start()
+    try:
+        assert ready.wait(10)
+        yield address[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
 @pytest.fixture
-async def client(standin: StandIn, tmp_path: Path) -> AsyncIterator[Client]:
-    path = tmp_path / "ccdaemon.sock"
-    async with serving(standin, path), Client(path) as client:
+def client(standin: StandIn, tmp_path: Path) -> Iterator[Client]:
+    with served(standin, tmp_path / "ccdaemon.sock") as path, Client(path) as client:
         yield client
 
 
-async def test_ccids_are_one_percent_encoded_path_segment(client: Client, standin: StandIn) -> None:
-    assert (await client.get("org/cc:1.0"))["ccid"] == "org/cc:1.0"
-    await client.stop("mycc:abc123")
+def test_ccids_are_one_percent_encoded_path_segment(client: Client, standin: StandIn) -> None:
+    assert client.get("org/cc:1.0")["ccid"] == "org/cc:1.0"
+    client.stop("mycc:abc123")
     assert [path for _, path, _ in standin.seen] == [
         "/v1/chaincodes/org%2Fcc%3A1.0",
         "/v1/chaincodes/mycc%3Aabc123?timeout=10&dontremove=false",
     ]
 
 
-async def test_list_and_state_filter(client: Client, standin: StandIn) -> None:
-    everything = await client.list()
+def test_list_and_state_filter(client: Client, standin: StandIn) -> None:
+    everything = client.list()
     assert [cc["ccid"] for cc in everything] == ["mycc:abc123", "org/cc:1.0", "other:def456"]
-    exited = await client.list(state="exited")
+    exited = client.list(state="exited")
     assert [cc["ccid"] for cc in exited] == ["other:def456"]
     assert standin.seen[-1][1] == "/v1/chaincodes?state=exited"
 
 
-async def test_health(client: Client, standin: StandIn) -> None:
-    health = await client.health()
+def test_health(client: Client, standin: StandIn) -> None:
+    health = client.health()
     assert health["engine"]["kind"] == "docker"
     standin.engine_up = False
     with pytest.raises(APIError) as raised:
-        await client.health()
+        client.health()
     assert (raised.value.status, raised.value.code) == (503, "engine_unavailable")
     assert str(raised.value).startswith("engine_unavailable: engine at unix://")
 
 
-async def test_launch_plain_json(client: Client, standin: StandIn) -> None:
+def test_launch_plain_json(client: Client, standin: StandIn) -> None:
     body = {"ccid": "new:1", "type": "GOLANG", "peer_address": "peer0:7052"}
-    result = await client.launch(body)
+    result = client.launch(body)
     assert result["chaincode"]["ccid"] == "new:1"
     assert result["built"] is False
     assert standin.bodies == [body]
     assert standin.seen[-1][2] == "application/json"
 
 
-async def test_launch_streams_progress_then_result(client: Client, standin: StandIn) -> None:
+def test_launch_streams_progress_then_result(client: Client, standin: StandIn) -> None:
     lines: list[str] = []
     body = {"ccid": "new:1", "type": "golang", "peer_address": "p:7052", "package": "AAAA"}
-    result = await client.launch(body, progress=lines.append)
+    result = client.launch(body, progress=lines.append)
     assert lines == standin.build_log
     assert result["built"] is True
     assert result["timings"]["total"] == 0.3
     assert standin.seen[-1][2] == NDJSON
 
 
-async def test_launch_without_build_streams_only_the_result(client: Client) -> None:
+def test_launch_without_build_streams_only_the_result(client: Client) -> None:
     lines: list[str] = []
     body = {"ccid": "mycc:abc123", "type": "golang", "peer_address": "p:7052"}
-    result = await client.launch(body, progress=lines.append)
+    result = client.launch(body, progress=lines.append)
     assert lines == []
     assert result["chaincode"]["state"] == "running"
 
 
-async def test_streamed_build_failure_is_an_api_error(client: Client, standin: StandIn) -> None:
+def test_streamed_build_failure_is_an_api_error(client: Client, standin: StandIn) -> None:
     standin.build_fails = True
     lines: list[str] = []
     with pytest.raises(APIError) as raised:
-        await client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=lines.append)
+        client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=lines.append)
     exc = raised.value
     assert lines == standin.build_log
     # The stream's HTTP status was 200; the error carries the status of its code.
@@ -392,50 +436,48 @@ async def test_streamed_build_failure_is_an_api_error(client: Client, standin: S
     assert exc.field is None
 
 
-async def test_plain_build_failure_is_an_api_error(client: Client, standin: StandIn) -> None:
+def test_plain_build_failure_is_an_api_error(client: Client, standin: StandIn) -> None:
     standin.build_fails = True
     with pytest.raises(APIError) as raised:
-        await client.build({"ccid": "mycc:abc123", "package": "AAAA"})
+        client.build({"ccid": "mycc:abc123", "package": "AAAA"})
     assert (raised.value.status, raised.value.code) == (422, "build_failed")
     assert raised.value.log_tail == ["Step 2/2 : RUN build"]
 
 
-async def test_build_result(client: Client) -> None:
+def test_build_result(client: Client) -> None:
     lines: list[str] = []
-    result = await client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=lines.append)
+    result = client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=lines.append)
     assert result == {"image": "dev-peer0-mycc-abc123", "built": True, "duration": 1.25}
     assert len(lines) == 2
 
 
-async def test_stream_without_result_is_a_failed_request(client: Client, standin: StandIn) -> None:
+def test_stream_without_result_is_a_failed_request(client: Client, standin: StandIn) -> None:
     standin.truncate = True
     with pytest.raises(RequestFailed, match="ended the stream before the result"):
-        await client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=print)
+        client.build({"ccid": "mycc:abc123", "package": "AAAA"}, progress=print)
 
 
-async def test_api_error_carries_the_extra_fields(client: Client) -> None:
+def test_api_error_carries_the_extra_fields(client: Client) -> None:
     with pytest.raises(APIError) as raised:
-        await client.launch({"ccid": "x:1", "type": "cobol", "peer_address": "p:7052"})
+        client.launch({"ccid": "x:1", "type": "cobol", "peer_address": "p:7052"})
     assert (raised.value.status, raised.value.code) == (400, "unknown_chaincode_type")
     assert raised.value.field == "type"
     with pytest.raises(APIError) as raised:
-        await client.get("gone:1")
+        client.get("gone:1")
     assert (raised.value.status, raised.value.code) == (404, "unknown_chaincode")
     assert raised.value.extra == {"ccid": "gone:1"}
 
 
-async def test_an_error_off_the_contract_still_is_an_api_error(
-    client: Client, standin: StandIn
-) -> None:
+def test_an_error_off_the_contract_still_is_an_api_error(client: Client, standin: StandIn) -> None:
     standin.health_garbage = True
     with pytest.raises(APIError) as raised:
-        await client.health()
+        client.health()
     assert (raised.value.status, raised.value.code) == (500, "http_500")
     assert raised.value.message == "Internal Server Error"
 
 
-async def test_stop_sends_its_options(client: Client, standin: StandIn) -> None:
-    stopped = await client.stop("mycc:abc123", timeout=3, dontremove=True)
+def test_stop_sends_its_options(client: Client, standin: StandIn) -> None:
+    stopped = client.stop("mycc:abc123", timeout=3, dontremove=True)
     assert stopped["state"] == "stopped"
     assert standin.seen[-1][:2] == (
         "DELETE",
@@ -443,30 +485,30 @@ async def test_stop_sends_its_options(client: Client, standin: StandIn) -> None:
     )
 
 
-async def test_wait_has_no_deadline_but_control_calls_do(standin: StandIn, tmp_path: Path) -> None:
+def test_wait_has_no_deadline_but_control_calls_do(standin: StandIn, tmp_path: Path) -> None:
     standin.delay = 0.3
     path = tmp_path / "d.sock"
-    async with serving(standin, path), Client(path, timeout=0.1) as client:
-        assert await client.wait("other:def456") == 2
+    with served(standin, path), Client(path, timeout=0.1) as client:
+        assert client.wait("other:def456") == 2
         with pytest.raises(RequestFailed, match=r"no answer within 0\.1 s"):
-            await client.get("mycc:abc123")
+            client.get("mycc:abc123")
 
 
-async def test_logs_streams_lines_of_any_length(client: Client, standin: StandIn) -> None:
-    lines = [line async for line in client.logs("mycc:abc123", follow=True, tail=50)]
+def test_logs_streams_lines_of_any_length(client: Client, standin: StandIn) -> None:
+    lines = list(client.logs("mycc:abc123", follow=True, tail=50))
     assert lines == standin.log_lines
     assert standin.seen[-1][1] == (
         "/v1/chaincodes/mycc%3Aabc123/logs?follow=true&tail=50&timestamps=false"
     )
 
 
-async def test_logs_of_an_unknown_chaincode(client: Client) -> None:
+def test_logs_of_an_unknown_chaincode(client: Client) -> None:
     with pytest.raises(APIError, match="unknown_chaincode"):
-        _ = [line async for line in client.logs("gone:1")]
+        _ = list(client.logs("gone:1"))
 
 
-async def test_gc(client: Client, standin: StandIn) -> None:
-    result = await client.gc(dry_run=True)
+def test_gc(client: Client, standin: StandIn) -> None:
+    result = client.gc(dry_run=True)
     assert result == {
         "dry_run": True,
         "containers": ["dev-peer0-old-1"],
@@ -475,55 +517,51 @@ async def test_gc(client: Client, standin: StandIn) -> None:
         "caches_kept": ["ccdaemon-default-gocache-0123456789ab"],
     }
     assert standin.seen[-1][1] == "/v1/gc?dry_run=true"
-    result = await client.gc(caches=True)
+    result = client.gc(caches=True)
     assert result["caches"] == ["ccdaemon-default-gocache-0123456789ab"]
     assert standin.seen[-1][1] == "/v1/gc?dry_run=false&caches=true"
 
 
-async def test_missing_socket(tmp_path: Path) -> None:
+def test_missing_socket(tmp_path: Path) -> None:
     path = tmp_path / "absent.sock"
-    async with Client(path) as client:
-        with pytest.raises(DaemonUnreachable) as raised:
-            await client.health()
+    with Client(path) as client, pytest.raises(DaemonUnreachable) as raised:
+        client.health()
     assert raised.value.message == (
         f"no daemon socket at {path} — is ccdaemon running? (CCDAEMON_SOCKET / --socket)"
     )
     assert raised.value.code == "daemon_unreachable"
 
 
-async def test_stale_socket(tmp_path: Path) -> None:
+def test_stale_socket(tmp_path: Path) -> None:
     path = tmp_path / "stale.sock"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(path))  # bound, never listening, then closed: connecting is refused
-    async with Client(f"unix://{path}") as client:
-        with pytest.raises(DaemonUnreachable, match=f"nothing listens on {path}: a stale socket"):
-            await client.list()
+    stale = pytest.raises(DaemonUnreachable, match=f"nothing listens on {path}: a stale socket")
+    with Client(f"unix://{path}") as client, stale:
+        client.list()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root bypasses file permissions")
-async def test_socket_without_permission(standin: StandIn, tmp_path: Path) -> None:
+def test_socket_without_permission(standin: StandIn, tmp_path: Path) -> None:
     path = tmp_path / "locked.sock"
-    async with serving(standin, path), Client(path) as client:
+    with served(standin, path), Client(path) as client:
         path.chmod(0)
         with pytest.raises(DaemonUnreachable, match=f"permission denied on {path}: .* group"):
-            await client.health()
+            client.health()
 
 
-async def test_permission_denied_names_the_group(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_permission_denied_names_the_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The same path as the test above, as root too: the connect fails with EACCES."""
     path = tmp_path / "locked.sock"
     path.touch()
     group = grp.getgrgid(path.stat().st_gid).gr_name
 
-    async def denied(*_: Any, **__: Any) -> None:
+    def denied(*_: Any, **__: Any) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "create_unix_connection", denied)
-    async with Client(path) as client:
-        with pytest.raises(DaemonUnreachable) as raised:
-            await client.health()
+    monkeypatch.setattr(socket.socket, "connect", denied)
+    with Client(path) as client, pytest.raises(DaemonUnreachable) as raised:
+        client.health()
     assert raised.value.message == (
         f"permission denied on {path}: run as a member of the socket's group ({group}) "
         "or as its owner"
@@ -582,7 +620,7 @@ def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) 
     )
 
 
-async def test_https_with_a_client_certificate(standin: StandIn, tmp_path: Path) -> None:
+def test_https_with_a_client_certificate(standin: StandIn, tmp_path: Path) -> None:
     ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     ca = _issue("test CA", ca_key, None)
     _write(tmp_path / "ca", ca, ca_key)
@@ -595,21 +633,17 @@ async def test_https_with_a_client_certificate(standin: StandIn, tmp_path: Path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tmp_path / "ca.crt")
     server_tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
     server_tls.verify_mode = ssl.CERT_REQUIRED
-    runner = web.AppRunner(standin.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
+    with served(standin, tls=server_tls) as url:
         files = (tmp_path / "ca.crt", tmp_path / "client.crt", tmp_path / "client.key")
-        async with Client(f"https://127.0.0.1:{port}/", tls=files) as client:
-            assert (await client.get("mycc:abc123"))["state"] == "running"
-        async with Client(f"https://127.0.0.1:{port}") as client:
-            # Without the CA the daemon's certificate is not trusted.
-            with pytest.raises(DaemonUnreachable, match=f"127.0.0.1:{port}"):
-                await client.health()
-    finally:
-        await runner.cleanup()
+        with Client(f"{url}/", tls=files) as client:
+            assert client.get("mycc:abc123")["state"] == "running"
+            # Kept alive: the second call goes over the same TLS connection.
+            assert client.list()
+        assert len(standin.connections) == 1
+        # Without the CA the daemon's certificate is not trusted.
+        untrusted = pytest.raises(DaemonUnreachable, match=url.removeprefix("https://"))
+        with Client(url) as client, untrusted:
+            client.health()
 
 
 def test_unreadable_tls_files(tmp_path: Path) -> None:

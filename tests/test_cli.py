@@ -310,7 +310,7 @@ def test_serve_passes_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch, sock: str) -> None:
-    async def interrupted(*_: Any, **__: Any) -> None:
+    def interrupted(*_: Any, **__: Any) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Client, "list", interrupted)

@@ -1,4 +1,4 @@
-"""A typed async client for ccdaemon's control API (docs/api-contract.md).
+"""A typed client for ccdaemon's control API (docs/api-contract.md).
 
 It speaks HTTP/1.1 over the daemon's Unix socket, or over ``https://host:port`` with a
 client certificate for the TCP listener. Every failure reaches the caller as a
@@ -12,8 +12,10 @@ client certificate for the TCP listener. Every failure reaches the caller as a
 - ``ClientError`` itself: a bad address, unreadable TLS files, or an answer that does not
   follow the contract.
 
-``client`` holds ``Client`` (and says which calls have timeouts), ``errors`` the errors
-and what each failure means.
+``client`` holds ``Client`` (and says which calls have timeouts), on ``connection``'s
+HTTP/1.1 over blocking sockets; ``errors`` the errors and what each failure means;
+``aio`` ``AsyncClient``, the same client for asynchronous code (imported from there, so
+that the synchronous client's users never load an event loop).
 """
 
 from ccdaemon.apiclient.client import DEFAULT_SOCKET, NDJSON, Client, default_socket

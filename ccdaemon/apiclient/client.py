@@ -1,25 +1,32 @@
 """The control API's client: requests, their answers, and ndjson streams read as they come.
 
-A failure reaches the caller as one of ``ccdaemon.apiclient.errors``.
+Synchronous, on ``connection`` (blocking sockets, the standard library): its users are
+short-lived processes, the builder's steps and the command line, whose every
+millisecond of start-up shows in a peer's first invoke. Asynchronous code uses it
+through ``ccdaemon.apiclient.aio.AsyncClient``. A failure reaches the caller as one of
+``ccdaemon.apiclient.errors``.
 
 Timeouts: opening a connection and the short control calls (health, list, get) are
-bounded; launch, build, stop, wait, logs and gc are not, because they last as long as the
-work they do (a stop may queue behind a build of the same container).
+bounded by ``Client.timeout``; launch, build, stop, wait, logs and gc are not, because
+they last as long as the work they do (a stop may queue behind a build of the same
+container). ``stop`` takes a bound of its own for callers that have a deadline.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import os
-import ssl
-from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, Literal, Self
-from urllib.parse import quote, urlencode, urlsplit
+from contextlib import contextmanager
 
-import aiohttp
-import orjson
-from yarl import URL
-
+from ccdaemon.apiclient.connection import (
+    Connection,
+    Cut,
+    ProtocolError,
+    Response,
+    deadline_in,
+    request_head,
+)
 from ccdaemon.apiclient.errors import (
     ERROR_STATUS,
     ClientError,
@@ -30,10 +37,14 @@ from ccdaemon.apiclient.errors import (
     unreachable,
 )
 
+#: ``typing.TYPE_CHECKING`` without importing typing (see ``connection``).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    import ssl
+    from collections.abc import Callable, Generator, Iterator, Mapping
     from pathlib import Path
     from types import TracebackType
+    from typing import Any, Literal, Self
 
 DEFAULT_SOCKET = "/run/ccdaemon/ccdaemon.sock"
 NDJSON = "application/x-ndjson"
@@ -45,7 +56,9 @@ def default_socket() -> str:
 
 
 class Client:
-    """One connection pool to one daemon; use it as ``async with Client() as client``.
+    """Connections to one daemon, kept alive between calls; ``with Client() as client``.
+
+    Calls may come from several threads at once: each takes a connection of its own.
 
     Attributes:
         address: the socket path (without ``unix://``) or the ``https://`` URL.
@@ -69,71 +82,69 @@ class Client:
             timeout: seconds allowed to open a connection, and for a whole control call.
 
         Raises:
-            ClientError: the address is neither a path nor an ``https://`` URL, or the TLS
-                files cannot be loaded.
+            ClientError: the address is neither a path nor an ``https://`` URL with a
+                port, or the TLS files cannot be loaded.
         """
         address = os.fspath(socket_or_url) if socket_or_url is not None else default_socket()
         self.address = address
         self.timeout = timeout
-        self._ssl: ssl.SSLContext | None = None
         self._socket: str | None = None
-        scheme = urlsplit(address).scheme if "://" in address else ""
+        self._host, self._port = "", 0
+        self._ssl: ssl.SSLContext | None = None
+        self._idle: builtins.list[Connection] = []
+        scheme = address.partition("://")[0].lower() if "://" in address else ""
         if scheme == "https":
-            self._base = address.rstrip("/")
+            self._host, self._port = _host_port(address)
             self._ssl = _ssl_context(tls)
         elif scheme in {"", "unix"}:
             self._socket = address.removeprefix("unix://")
             self.address = self._socket
-            # The host is never resolved: the connector always dials the socket.
-            self._base = "http://ccdaemon"
         else:
             raise ClientError(
                 f"{address!r} is neither a socket path nor an https:// URL", code="bad_address"
             )
-        self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Self:
+    def __enter__(self) -> Self:
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        self.close()
 
-    async def close(self) -> None:
-        """Close the connection pool; the client opens a new one if used again."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    def close(self) -> None:
+        """Close the idle connections; the client opens new ones if used again."""
+        while self._idle:
+            self._idle.pop().close()
 
-    async def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, Any]:
         """``GET /v1/health``: engine, chaincode counts, queue and daemon version.
 
         Raises:
             APIError: ``engine_unavailable`` (503) when the engine does not answer.
         """
-        return await self._json("GET", "/v1/health", bounded=True)
+        return self._json("GET", "/v1/health", within=self.timeout)
 
-    async def launch(
+    def launch(
         self, body: Mapping[str, Any], *, progress: Callable[[str], None] | None = None
     ) -> dict[str, Any]:
         """``POST /v1/chaincodes``: launch one chaincode, building its image if needed.
 
         Args:
             body: the launch request (ccid, type, peer_address, and optionally mspid,
-                package as base64, tls).
+                package as base64, tls, image).
             progress: called with each build output line as it comes; when given, the
                 answer is streamed as ndjson.
 
         Returns:
             ``{"chaincode": ..., "built": bool, "timings": {...}}``.
         """
-        return await self._work("/v1/chaincodes", body, progress)
+        return self._work("/v1/chaincodes", body, progress)
 
-    async def build(
+    def build(
         self, body: Mapping[str, Any], *, progress: Callable[[str], None] | None = None
     ) -> dict[str, Any]:
         """``POST /v1/images``: build a chaincode's image from its package (build at install).
@@ -145,59 +156,62 @@ class Client:
         Returns:
             ``{"image": str, "built": bool, "duration": float}``.
         """
-        return await self._work("/v1/images", body, progress)
+        return self._work("/v1/images", body, progress)
 
-    async def list(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
         """``GET /v1/chaincodes``: every managed chaincode sorted by ccid, or those in ``state``."""
         query = {"state": state} if state is not None else {}
-        answer = await self._json("GET", "/v1/chaincodes", query=query, bounded=True)
+        answer = self._json("GET", "/v1/chaincodes", query=query, within=self.timeout)
         chaincodes = answer.get("chaincodes")
         if not isinstance(chaincodes, builtins.list):
             raise ClientError("the chaincode list has no 'chaincodes' list", code="bad_answer")
         return chaincodes
 
-    async def get(self, ccid: str) -> dict[str, Any]:
+    def get(self, ccid: str) -> dict[str, Any]:
         """``GET /v1/chaincodes/{ccid}``: one chaincode; ``APIError`` 404 when unknown."""
-        return await self._json("GET", _chaincode_path(ccid), bounded=True)
+        return self._json("GET", _chaincode_path(ccid), within=self.timeout)
 
-    async def stop(
+    def stop(
         self,
         ccid: str,
-        timeout: int = 10,  # noqa: ASYNC109 - the container's stop grace period, not a deadline
+        timeout: int = 10,
         dontremove: bool = False,
+        *,
+        within: float | None = None,
     ) -> dict[str, Any]:
         """``DELETE /v1/chaincodes/{ccid}``: stop the container as Fabric's stopInternal does.
 
         The daemon stops it with ``timeout`` seconds of grace, kills it, then removes it
-        unless ``dontremove``.
+        unless ``dontremove``. ``within``: the most seconds the whole call may take
+        (``RequestFailed`` past it: the stop's outcome is then unknown); no bound if None.
 
         Returns:
             The chaincode, in state ``stopped``.
         """
         query = {"timeout": str(timeout), "dontremove": _bool(dontremove)}
-        answer = await self._json("DELETE", _chaincode_path(ccid), query=query)
+        answer = self._json("DELETE", _chaincode_path(ccid), query=query, within=within)
         return _member(answer, "chaincode")
 
-    async def wait(self, ccid: str) -> int:
+    def wait(self, ccid: str) -> int:
         """``POST /v1/chaincodes/{ccid}/wait``: block until the container exits, however long.
 
         Returns:
             The container's exit code.
         """
-        answer = await self._json("POST", _chaincode_path(ccid) + "/wait")
+        answer = self._json("POST", _chaincode_path(ccid) + "/wait")
         code = answer.get("exit_code")
         if not isinstance(code, int):
             raise ClientError("the wait answer has no integer 'exit_code'", code="bad_answer")
         return code
 
-    async def logs(
+    def logs(
         self,
         ccid: str,
         *,
         follow: bool = False,
         tail: int | Literal["all"] = "all",
         timestamps: bool = False,
-    ) -> AsyncIterator[str]:
+    ) -> Generator[str, None, None]:
         """``GET /v1/chaincodes/{ccid}/logs``: the container's output, line by line.
 
         Args:
@@ -211,11 +225,11 @@ class Client:
         """
         query = {"follow": _bool(follow), "tail": str(tail), "timestamps": _bool(timestamps)}
         path = _with_query(_chaincode_path(ccid) + "/logs", query)
-        async with self._request("GET", path) as answer:
-            async for line in _lines(answer.content):
+        with self._request("GET", path) as answer:
+            for line in _lines(answer.chunks()):
                 yield line.decode(errors="replace")
 
-    async def gc(self, dry_run: bool = False, *, caches: bool = False) -> dict[str, Any]:
+    def gc(self, dry_run: bool = False, *, caches: bool = False) -> dict[str, Any]:
         """``POST /v1/gc``: remove (or with ``dry_run`` only list) leftover containers and images.
 
         Args:
@@ -229,18 +243,18 @@ class Client:
         query = {"dry_run": _bool(dry_run)}
         if caches:
             query["caches"] = _bool(caches)
-        return await self._json("POST", "/v1/gc", query=query)
+        return self._json("POST", "/v1/gc", query=query)
 
-    async def _work(
+    def _work(
         self, path: str, body: Mapping[str, Any], progress: Callable[[str], None] | None
     ) -> dict[str, Any]:
         """Post a launch or build, reading the ndjson stream when ``progress`` is wanted."""
         if progress is None:
-            return await self._json("POST", path, body=body)
-        async with self._request("POST", path, body=body, accept=NDJSON) as answer:
+            return self._json("POST", path, body=body)
+        with self._request("POST", path, body=body, accept=NDJSON) as answer:
             if answer.content_type != NDJSON:  # the daemon chose a plain answer
-                return _object(await answer.read())
-            async for raw in _lines(answer.content):
+                return _object(answer.read())
+            for raw in _lines(answer.chunks()):
                 message = _object(raw)
                 if "progress" in message:
                     progress(str(message["progress"]))
@@ -250,102 +264,112 @@ class Client:
                     raise api_error(ERROR_STATUS.get(error_code(message), answer.status), message)
         raise RequestFailed(f"the daemon at {self.address} ended the stream before the result")
 
-    async def _json(
+    def _json(
         self,
         method: str,
         path: str,
         *,
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
-        bounded: bool = False,
+        within: float | None = None,
     ) -> dict[str, Any]:
         """Make one request and answer its JSON object."""
         target = _with_query(path, query or {})
-        async with self._request(method, target, body=body, bounded=bounded) as answer:
-            return _object(await answer.read())
+        with self._request(method, target, body=body, within=within) as answer:
+            return _object(answer.read())
 
-    @asynccontextmanager
-    async def _request(
+    @contextmanager
+    def _request(
         self,
         method: str,
-        path: str,
+        target: str,
         *,
         body: Mapping[str, Any] | None = None,
         accept: str = "application/json",
-        bounded: bool = False,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        within: float | None = None,
+    ) -> Iterator[Response]:
         """Send a request; yield the response once its status says success.
 
-        Errors of the HTTP layer while the caller reads the body inside the ``async with``
-        are translated too, since they are thrown in at the ``yield``.
-
-        ``path`` (with its query) is already percent-encoded: the URL is marked encoded so
-        that a ccid's ``%2F`` reaches the daemon as sent instead of turning back into ``/``.
+        ``target`` (with its query) is already percent-encoded, so a ccid's ``%2F`` reaches
+        the daemon as sent. The connection goes back to the idle ones only when its
+        answer was read whole; anything else (an error, a signal, a stream left early)
+        closes it. Errors of the socket while the caller reads the body inside the
+        ``with`` are translated too.
         """
         headers = {"Accept": accept}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            data = orjson.dumps(body)
-        timeout = aiohttp.ClientTimeout(
-            total=self.timeout if bounded else None,
-            sock_connect=self.timeout,
-        )
-        with self._translate():
-            async with self._pool().request(
-                method,
-                URL(self._base + path, encoded=True),
-                data=data,
-                headers=headers,
-                timeout=timeout,
-            ) as answer:
-                if answer.status >= 300:  # noqa: PLR2004 - the contract answers only 2xx on success
-                    raise api_error(answer.status, await answer.read())
-                yield answer
-
-    def _pool(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector: aiohttp.BaseConnector
-            # No connection limit: a pool limit would let long waits and log streams hold
-            # back control calls made through the same client.
-            if self._socket is not None:
-                connector = aiohttp.UnixConnector(path=self._socket, limit=0)
-            else:
-                connector = aiohttp.TCPConnector(ssl=self._ssl or True, limit=0)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        """Turn the HTTP layer's errors into ``DaemonUnreachable`` or ``RequestFailed``."""
+            data = json.dumps(body, separators=(",", ":")).encode()
+        deadline = deadline_in(within)
+        conn = self._connection(deadline)
+        kept = False
         try:
-            yield
-        except aiohttp.ClientConnectorError as exc:
-            raise unreachable(self.address, exc.os_error, unix=self._socket is not None) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
+            with self._translate(within):
+                conn.send(request_head(method, target, headers, data), data, deadline=deadline)
+                answer = conn.response(deadline=deadline)
+                if answer.status >= 300:  # noqa: PLR2004 - the contract answers only 2xx on success
+                    raise api_error(answer.status, answer.read())
+                yield answer
+            kept = answer.reusable
+        finally:
+            if kept:
+                self._idle.append(conn)
+            else:
+                conn.close()
+
+    def _connection(self, deadline: float | None) -> Connection:
+        """An idle connection still open, or a new one (connecting within ``timeout``)."""
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                break
+            if conn.usable():
+                return conn
+            conn.close()
+        connect_by = deadline_in(self.timeout)
+        if deadline is not None and connect_by is not None:
+            connect_by = min(deadline, connect_by)
+        try:
+            if self._socket is not None:
+                return Connection.open_unix(self._socket, deadline=connect_by)
+            assert self._ssl is not None  # noqa: S101 -- set with the https:// address
+            return Connection.open_tls(self._host, self._port, self._ssl, deadline=connect_by)
+        except TimeoutError as exc:
             raise DaemonUnreachable(
                 self.address,
                 f"the daemon at {self.address} did not accept a connection "
                 f"within {self.timeout:g} s",
             ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = (
-                f"no answer within {self.timeout:g} s"
-                if isinstance(exc, TimeoutError)
-                else str(exc) or type(exc).__name__
-            )
+        except OSError as exc:
+            raise unreachable(self.address, exc, unix=self._socket is not None) from exc
+
+    @contextmanager
+    def _translate(self, within: float | None) -> Iterator[None]:
+        """Turn the socket's and HTTP's errors mid-request into ``RequestFailed``."""
+        try:
+            yield
+        except TimeoutError as exc:
             raise RequestFailed(
-                f"lost the connection to the daemon at {self.address}: {reason}; "
-                "the request's outcome is unknown"
+                f"lost the connection to the daemon at {self.address}: no answer within "
+                f"{within or self.timeout:g} s; the request's outcome is unknown"
+            ) from exc
+        except (OSError, Cut, ProtocolError) as exc:
+            raise RequestFailed(
+                f"lost the connection to the daemon at {self.address}: "
+                f"{str(exc) or type(exc).__name__}; the request's outcome is unknown"
             ) from exc
 
 
-def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.SSLContext | None:
+def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.SSLContext:
     """The context for an https:// daemon: its CA, and the client certificate it demands."""
-    if tls is None:
-        return None
-    ca, cert, key = tls
+    import ssl  # noqa: PLC0415 -- only a TCP daemon needs it; a Unix socket's client loads lean
+
     try:
+        if tls is None:
+            return ssl.create_default_context()
+        ca, cert, key = tls
         context = ssl.create_default_context(cafile=os.fspath(ca))
         context.load_cert_chain(os.fspath(cert), os.fspath(key))
     except (OSError, ssl.SSLError) as exc:
@@ -353,35 +377,60 @@ def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.S
     return context
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    """The host and port of an ``https://host:port`` address."""
+    from urllib.parse import urlsplit  # noqa: PLC0415 -- only a TCP daemon needs it
+
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ClientError(
+            f"{address!r} names no host and port (https://host:port)", code="bad_address"
+        )
+    return parts.hostname, port
+
+
+#: The bytes a path segment or a query value keeps as they are (RFC 3986's unreserved).
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _quote(text: str) -> str:
+    """``text`` percent-encoded whole: urllib.parse.quote(text, safe=""), without its import."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
 def _chaincode_path(ccid: str) -> str:
-    # safe="": a ccid's ':' and any '/' must stay inside the one path segment.
-    return "/v1/chaincodes/" + quote(ccid, safe="")
+    # Encoded whole: a ccid's ':' and any '/' must stay inside the one path segment.
+    return "/v1/chaincodes/" + _quote(ccid)
 
 
 def _with_query(path: str, query: Mapping[str, str]) -> str:
-    return path + "?" + urlencode(query) if query else path
+    pairs = "&".join(f"{_quote(key)}={_quote(value)}" for key, value in query.items())
+    return f"{path}?{pairs}" if query else path
 
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Split a body into lines without a length limit (build and log lines can be long)."""
     pending = b""
-    async for chunk in stream.iter_any():
+    for chunk in chunks:
         pending += chunk
         *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line
+        yield from complete
     if pending:
         yield pending
 
 
 def _object(raw: bytes) -> dict[str, Any]:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        value = json.loads(raw)
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise ClientError(f"the daemon's answer is not JSON: {exc}", code="bad_answer") from exc
     if not isinstance(value, dict):
         raise ClientError("the daemon's answer is not a JSON object", code="bad_answer")

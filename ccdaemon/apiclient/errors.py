@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import builtins
 import errno
-import grp
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+import json
+import os
 
 from ccdaemon.errors import CcdaemonError
 
+#: ``typing.TYPE_CHECKING`` without importing typing (see ``connection``).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 #: The status each error code of the contract is sent with. A streamed error arrives
 #: after the 200 is sent, so its APIError takes the status it would have had from here.
@@ -115,8 +115,8 @@ def api_error(status: int, body: bytes | Mapping[str, Any]) -> APIError:
     parsed: object
     if isinstance(body, bytes):
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            parsed = json.loads(body)
+        except ValueError:  # not JSON, or not UTF-8
             parsed = None
     else:
         parsed = body
@@ -159,8 +159,9 @@ def unreachable(address: str, error: OSError, *, unix: bool) -> DaemonUnreachabl
 
 def _group_hint(path: str) -> str:
     """`` (NAME)`` for the group owning ``path``, or nothing when it cannot be read."""
+    import grp  # noqa: PLC0415 -- only this message needs it; the client loads lean
+
     try:
-        gid = Path(path).stat().st_gid
-        return f" ({grp.getgrgid(gid).gr_name})"
+        return f" ({grp.getgrgid(os.stat(path).st_gid).gr_name})"
     except (OSError, KeyError):
         return ""

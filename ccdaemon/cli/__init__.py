@@ -67,10 +67,11 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def _install_builder_command(args: argparse.Namespace) -> int:
-    from ccdaemon.fabricbuilder import install  # noqa: PLC0415 -- only this command needs it
+    # Only this command needs it.
+    from ccdaemon.fabricbuilder.executables import import_paths, install  # noqa: PLC0415
 
     # sys.executable unresolved: a venv's interpreter finds its packages by that path.
-    for path in install(args.directory, sys.executable):
+    for path in install(args.directory, sys.executable, import_paths()):
         print(path)
     return 0
 

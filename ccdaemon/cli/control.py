@@ -7,7 +7,6 @@ daemon's answer: a summary for a person, or with ``--json`` the answer itself.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +15,10 @@ from ccdaemon.cli.output import print_json, print_progress, timing_summary, when
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
 
-async def _launch(client: Client, args: argparse.Namespace) -> int:
+def _launch(client: Client, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "ccid": args.ccid,
         "type": args.type,
@@ -40,7 +39,7 @@ async def _launch(client: Client, args: argparse.Namespace) -> int:
         }
     # Only a launch with a package can build, so only then is there progress to show.
     progress = print_progress if args.package is not None else None
-    result = await client.launch(body, progress=progress)
+    result = client.launch(body, progress=progress)
     if args.json:
         print_json(result)
         return 0
@@ -56,11 +55,11 @@ async def _launch(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _build(client: Client, args: argparse.Namespace) -> int:
+def _build(client: Client, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"ccid": args.ccid, "package": args.package}
     if args.type is not None:
         body["type"] = args.type
-    result = await client.build(body, progress=print_progress)
+    result = client.build(body, progress=print_progress)
     if args.json:
         print_json(result)
     else:
@@ -69,8 +68,8 @@ async def _build(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _stop(client: Client, args: argparse.Namespace) -> int:
-    chaincode = await client.stop(args.ccid, timeout=args.timeout, dontremove=args.dontremove)
+def _stop(client: Client, args: argparse.Namespace) -> int:
+    chaincode = client.stop(args.ccid, timeout=args.timeout, dontremove=args.dontremove)
     if args.json:
         print_json(chaincode)
     else:
@@ -79,8 +78,8 @@ async def _stop(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ps(client: Client, args: argparse.Namespace) -> int:
-    chaincodes = await client.list(state=args.state)
+def _ps(client: Client, args: argparse.Namespace) -> int:
+    chaincodes = client.list(state=args.state)
     if args.json:
         print_json(chaincodes)
         return 0
@@ -103,8 +102,8 @@ async def _ps(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _logs(client: Client, args: argparse.Namespace) -> int:
-    async for line in client.logs(
+def _logs(client: Client, args: argparse.Namespace) -> int:
+    for line in client.logs(
         args.ccid, follow=args.follow, tail=args.tail, timestamps=args.timestamps
     ):
         sys.stdout.write(line + "\n")
@@ -114,8 +113,8 @@ async def _logs(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _wait(client: Client, args: argparse.Namespace) -> int:
-    exit_code = await client.wait(args.ccid)
+def _wait(client: Client, args: argparse.Namespace) -> int:
+    exit_code = client.wait(args.ccid)
     if args.json:
         print_json({"ccid": args.ccid, "exit_code": exit_code})
     else:
@@ -123,8 +122,8 @@ async def _wait(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _gc(client: Client, args: argparse.Namespace) -> int:
-    result = await client.gc(dry_run=args.dry_run, caches=args.caches)
+def _gc(client: Client, args: argparse.Namespace) -> int:
+    result = client.gc(dry_run=args.dry_run, caches=args.caches)
     if args.json:
         print_json(result)
         return 0
@@ -142,8 +141,8 @@ async def _gc(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _health(client: Client, args: argparse.Namespace) -> int:
-    health = await client.health()
+def _health(client: Client, args: argparse.Namespace) -> int:
+    health = client.health()
     if args.json:
         print_json(health)
         return 0
@@ -160,21 +159,21 @@ async def _health(client: Client, args: argparse.Namespace) -> int:
 
 
 def _with_client(
-    command: Callable[[Client, argparse.Namespace], Awaitable[int]],
+    command: Callable[[Client, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
-    """Run a client command in its own event loop with a client for ``--socket``."""
+    """Run a client command with a client for ``--socket``."""
 
-    async def run(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> int:
         tls = None
         if args.api_cert is not None:
             tls = (args.api_cacert, args.api_cert, args.api_key)
-        async with Client(args.socket, tls=tls) as client:
-            return await command(client, args)
+        with Client(args.socket, tls=tls) as client:
+            return command(client, args)
 
-    return lambda args: asyncio.run(run(args))
+    return run
 
 
-#: Each client command, run in its own event loop with a client for ``--socket``.
+#: Each client command, with a client for ``--socket``.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "launch": _with_client(_launch),
     "build": _with_client(_build),

@@ -1,14 +1,9 @@
-"""The steps before the chaincode runs: ``detect``, ``build`` and ``release``.
-
-``build`` has the daemon build the image at install (Fabric 2.x) and records it;
-``release`` hands the peer what it serves itself (CouchDB indexes, connection.json).
-"""
+"""The ``build`` step: have the daemon build the image at install (Fabric 2.x), record it."""
 
 from __future__ import annotations
 
 import base64
 import shutil
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,7 +25,6 @@ from ccdaemon.fabricbuilder.peer import (
     BuildRecord,
     json_object,
     read_metadata,
-    read_record,
     say,
 )
 
@@ -38,31 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-TYPES_ENV = "CCDAEMON_BUILDER_TYPES"
-DEFAULT_TYPES = frozenset({"golang", "node", "java"})
 
-
-def claimed_types(environ: Mapping[str, str]) -> frozenset[str]:
-    """The package types this builder claims: ``$CCDAEMON_BUILDER_TYPES`` (comma-separated)."""
-    given = environ.get(TYPES_ENV, "")
-    types = frozenset(item.strip().lower() for item in given.split(",") if item.strip())
-    return types or DEFAULT_TYPES
-
-
-def detect(metadata_dir: Path, *, types: frozenset[str]) -> str | None:
-    """Why the package is not claimed, or None when its type is one of ``types``."""
-    try:
-        cc_type = str(read_metadata(metadata_dir)["type"]).lower()
-    except BuilderError as exc:
-        return str(exc)
-    if cc_type not in types:
-        return f"type {cc_type!r} is not one this builder claims ({', '.join(sorted(types))})"
-    return None
-
-
-async def build(
-    source_dir: Path, metadata_dir: Path, output_dir: Path, *, client: Client
-) -> BuildRecord:
+def build(source_dir: Path, metadata_dir: Path, output_dir: Path, *, client: Client) -> BuildRecord:
     """Have the daemon build the package's image, and record it in ``output_dir``.
 
     The package is put together again from the directories the peer gave (metadata.json
@@ -93,32 +64,16 @@ async def build(
             [("metadata.json", raw_metadata, 0o644), ("code.tar.gz", gzip_bytes(code), 0o644)]
         )
         (output_dir / PACKAGE_FILE).write_bytes(package)
-        image = await _built_image(client, build_id) or await build_image(client, build_id, package)
+        image = _built_image(client, build_id) or build_image(client, build_id, package)
         record = BuildRecord(build_id=build_id, type=cc_type, image=image)
-    (output_dir / RECORD_FILE).write_bytes(orjson.dumps(asdict(record)))
+    (output_dir / RECORD_FILE).write_bytes(orjson.dumps(record.as_dict()))
     return record
 
 
-def release(build_dir: Path, release_dir: Path) -> None:
-    """Give the peer the CouchDB indexes and, for chaincode-as-a-service, connection.json.
-
-    Raises:
-        BuilderError: ``build_dir`` holds no record of this builder's build.
-    """
-    record = read_record(build_dir)
-    statedb = build_dir / "META-INF" / "statedb"
-    if statedb.is_dir():
-        shutil.copytree(statedb, release_dir / "statedb", dirs_exist_ok=True)
-    if record.type == CCAAS:
-        server = release_dir / "chaincode" / "server"
-        server.mkdir(mode=0o750, parents=True, exist_ok=True)
-        shutil.copyfile(build_dir / CONNECTION_FILE, server / CONNECTION_FILE)
-
-
-async def _built_image(client: Client, build_id: str) -> str | None:
+def _built_image(client: Client, build_id: str) -> str | None:
     """The image the daemon already has for ``build_id``, or None (it needs the package)."""
     try:
-        answer = await client.build({"ccid": build_id})
+        answer = client.build({"ccid": build_id})
     except APIError as exc:
         if exc.status == 404:  # noqa: PLR2004 -- not built (or collected since)
             return None
@@ -130,9 +85,9 @@ async def _built_image(client: Client, build_id: str) -> str | None:
     return image
 
 
-async def build_image(client: Client, build_id: str, package: bytes) -> str:
+def build_image(client: Client, build_id: str, package: bytes) -> str:
     """Have the daemon build ``package`` under ``build_id``, its output to stderr; the image."""
-    answer = await client.build(
+    answer = client.build(
         {"ccid": build_id, "package": base64.b64encode(package).decode("ascii")}, progress=say
     )
     image = answer.get("image")

@@ -9,16 +9,17 @@ the peer logs line by line (``say``).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from ccdaemon.errors import CcdaemonError
 
+#: ``typing.TYPE_CHECKING`` without importing typing: ``run``'s start-up is part of the
+#: peer's first invoke (see ccdaemon.apiclient.connection).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from typing import Any
 
 #: The step each executable runs (its file name) and the arguments the peer passes it.
 STEPS: dict[str, tuple[str, ...]] = {
@@ -37,12 +38,16 @@ RECORD_FILE = "ccdaemon-build.json"
 PACKAGE_FILE = "package.tar.gz"
 CONNECTION_FILE = "connection.json"
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
 
 class BuilderError(CcdaemonError):
     """A step cannot do its work; the message says why, for the peer's log."""
 
 
-@dataclass(frozen=True, slots=True)
+# Plain classes, not dataclasses: importing dataclasses costs ``run`` about 15 ms.
 class BuildRecord:
     """What ``build`` made, as recorded in BUILD_OUTPUT_DIR for ``release`` and ``run``.
 
@@ -53,30 +58,54 @@ class BuildRecord:
         image: the image the daemon built; empty for a chaincode-as-a-service package.
     """
 
-    build_id: str
-    type: str
-    image: str
+    __slots__ = ("build_id", "image", "type")
+
+    def __init__(self, *, build_id: str, type: str, image: str) -> None:  # noqa: A002
+        self.build_id, self.type, self.image = build_id, type, image
+
+    def __repr__(self) -> str:
+        return f"BuildRecord({self.as_dict()!r})"
+
+    def as_dict(self) -> dict[str, str]:
+        """The record as written to RECORD_FILE."""
+        return {"build_id": self.build_id, "type": self.type, "image": self.image}
 
 
-@dataclass(frozen=True, slots=True)
 class RunConfig:
-    """``chaincode.json``, the peer's instructions to ``run``; the TLS fields are PEM or empty."""
+    """``chaincode.json``, the peer's instructions to ``run``; the TLS fields are PEM or empty.
 
-    chaincode_id: str
-    peer_address: str
-    client_cert: str = field(repr=False)
-    client_key: str = field(repr=False)
-    root_cert: str = field(repr=False)
-    mspid: str
+    Its repr leaves out the TLS fields: the client key must never reach a log.
+    """
+
+    __slots__ = ("chaincode_id", "client_cert", "client_key", "mspid", "peer_address", "root_cert")
+
+    def __init__(  # noqa: PLR0913 -- chaincode.json's fields
+        self,
+        *,
+        chaincode_id: str,
+        peer_address: str,
+        client_cert: str,
+        client_key: str,
+        root_cert: str,
+        mspid: str,
+    ) -> None:
+        self.chaincode_id, self.peer_address, self.mspid = chaincode_id, peer_address, mspid
+        self.client_cert, self.client_key, self.root_cert = client_cert, client_key, root_cert
+
+    def __repr__(self) -> str:
+        return (
+            f"RunConfig(chaincode_id={self.chaincode_id!r}, "
+            f"peer_address={self.peer_address!r}, mspid={self.mspid!r})"
+        )
 
 
-def read_metadata(metadata_dir: Path) -> dict[str, Any]:
+def read_metadata(metadata_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """CHAINCODE_METADATA_DIR/metadata.json, with the non-empty ``type`` and ``label`` it needs.
 
     Raises:
         BuilderError: the file is missing, not a JSON object, or lacks type or label.
     """
-    path = metadata_dir / "metadata.json"
+    path = os.path.join(metadata_dir, "metadata.json")
     metadata = json_object(path)
     for key in ("type", "label"):
         if not isinstance(metadata.get(key), str) or not metadata[key]:
@@ -84,13 +113,13 @@ def read_metadata(metadata_dir: Path) -> dict[str, Any]:
     return metadata
 
 
-def read_record(build_dir: Path) -> BuildRecord:
+def read_record(build_dir: str | os.PathLike[str]) -> BuildRecord:
     """The record ``build`` left in BUILD_OUTPUT_DIR.
 
     Raises:
         BuilderError: it is missing or malformed (the directory is not this builder's).
     """
-    path = build_dir / RECORD_FILE
+    path = os.path.join(build_dir, RECORD_FILE)
     raw = json_object(path)
     try:
         return BuildRecord(**{key: str(raw[key]) for key in ("build_id", "type", "image")})
@@ -98,14 +127,14 @@ def read_record(build_dir: Path) -> BuildRecord:
         raise BuilderError(f"{path}: no {exc.args[0]!r}; was it built by ccdaemon?") from None
 
 
-def read_run_config(run_metadata_dir: Path) -> RunConfig:
+def read_run_config(run_metadata_dir: str | os.PathLike[str]) -> RunConfig:
     """RUN_METADATA_DIR/chaincode.json, checked: ids and address set, TLS all or nothing.
 
     Raises:
         BuilderError: the file is missing, not JSON, or a field is missing or mistyped
             (named, with the file).
     """
-    path = run_metadata_dir / "chaincode.json"
+    path = os.path.join(run_metadata_dir, "chaincode.json")
     raw = json_object(path)
     values: dict[str, str] = {}
     for key in ("chaincode_id", "peer_address", "client_cert", "client_key", "root_cert", "mspid"):
@@ -122,13 +151,14 @@ def read_run_config(run_metadata_dir: Path) -> RunConfig:
     return RunConfig(**values)
 
 
-def json_object(path: Path) -> dict[str, Any]:
+def json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON object in ``path``; a ``BuilderError`` naming the file otherwise."""
     try:
-        value = orjson.loads(path.read_bytes())
+        with open(path, "rb") as file:
+            value = json.loads(file.read())
     except OSError as exc:
         raise BuilderError(f"cannot read {path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise BuilderError(f"{path} is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BuilderError(f"{path} is not a JSON object")
@@ -139,3 +169,10 @@ def say(line: str) -> None:
     """Write one line to stderr, for the peer's log."""
     sys.stderr.write(f"ccdaemon-builder: {line.rstrip()}\n")
     sys.stderr.flush()
+
+
+def explain(exc: Exception) -> list[str]:
+    """The lines that tell the peer's log why a step failed (``BuilderError``, ``OSError``)."""
+    if isinstance(exc, OSError) and exc.filename:
+        return [f"{exc.filename}: {exc.strerror}"]
+    return [str(exc)]

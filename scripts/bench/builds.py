@@ -50,7 +50,7 @@ from typing import Any
 
 import testbed
 
-from ccdaemon.apiclient import Client
+from ccdaemon.apiclient.aio import AsyncClient
 from ccdaemon.engine import Engine, EngineError, archive, containers, images, volumes
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL
 
@@ -112,7 +112,7 @@ async def start(directory: Path, name: str, engine_socket: str, cache: int) -> A
     return daemon
 
 
-async def build(client: Client, module: Path, label: str) -> tuple[float, str]:
+async def build(client: AsyncClient, module: Path, label: str) -> tuple[float, str]:
     """Build ``module`` under ``label`` through the daemon: seconds, and the image."""
     body, ccid = package(module, label)
     began = time.perf_counter()
@@ -138,7 +138,7 @@ async def binary_sha(engine: Engine, image: str) -> str:
 
 
 async def series(
-    client: Client, engine: Engine, work: Path, tag: str, *, cold: bool
+    client: AsyncClient, engine: Engine, work: Path, tag: str, *, cold: bool
 ) -> dict[str, Any]:
     """One series of three builds; with ``cold`` each starts with the cache removed."""
     source = dist.distribution(dist.SHIM_RELEASE)
@@ -191,8 +191,8 @@ async def bench(engine_socket: str, directory: Path, rounds: int) -> dict[str, A
             daemons.append(await start(directory, cached_name, engine_socket, 2 << 30))
             daemons.append(await start(directory, plain_name, engine_socket, 0))
             async with (
-                Client(str(directory / f"{cached_name}.sock")) as cached,
-                Client(str(directory / f"{plain_name}.sock")) as plain,
+                AsyncClient(str(directory / f"{cached_name}.sock")) as cached,
+                AsyncClient(str(directory / f"{plain_name}.sock")) as plain,
             ):
                 for n in range(rounds):
                     figures["cold"].append(

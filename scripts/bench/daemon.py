@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import testbed
 
-from ccdaemon.apiclient import Client
+from ccdaemon.apiclient.aio import AsyncClient
 from ccdaemon.config import load
 from ccdaemon.engine import Engine, EngineError, NoSuchContainer, NoSuchImage, archive
 from ccdaemon.engine import containers as engine_containers
@@ -289,7 +289,7 @@ def floor_spec(config: Config, tag: str) -> LaunchSpec:
 
 
 async def measure_loaded(
-    run: Run, engine: Engine, client: Client, count: int, clients: int
+    run: Run, engine: Engine, client: AsyncClient, count: int, clients: int
 ) -> None:
     """Launch ``count`` chaincodes through the API, all at once or ``clients`` at a time.
 
@@ -311,8 +311,8 @@ async def measure_loaded(
     wall = time.perf_counter() - began
     await asyncio.sleep(SETTLE)
     # Read with the burst's API connections still open, then again once the client has
-    # closed them: aiohttp keeps each idle keep-alive connection (parser, buffers, last
-    # response) for 75 s, which is the client's doing, not the running chaincodes' cost.
+    # closed them: the daemon keeps each idle keep-alive connection (its parser, buffers)
+    # until the client closes it, which is the client's doing, not the chaincodes' cost.
     with_connections = testbed.memory_mib(run.daemon.pid)[0]
     await client.close()
     await asyncio.sleep(SETTLE)
@@ -337,7 +337,7 @@ async def measure_loaded(
 
 
 async def measure_serial(
-    run: Run, engine: Engine, client: Client, config: Config, args: argparse.Namespace
+    run: Run, engine: Engine, client: AsyncClient, config: Config, args: argparse.Namespace
 ) -> None:
     """Serial launches: floor (with and without attach) and daemon, rounds interleaved."""
     # The API version the daemon negotiated, so both send the same paths.
@@ -441,7 +441,7 @@ async def bench(run: Run, args: argparse.Namespace, log: io.TextIOWrapper) -> No
             run.figures["engine"] = health["engine"]
             run.figures["idle"] = {"rss_mib": rss, "hwm_mib": hwm}
             run.figures["baseline"] = {"rss_mib": base_rss, "hwm_mib": base_hwm}
-            async with Client(run.api_socket) as client:
+            async with AsyncClient(run.api_socket) as client:
                 await measure_loaded(run, engine, client, args.n, args.clients)
                 await measure_serial(run, engine, client, config, args)
             # What the daemon does per launch that the floor does not: issue a certificate.

@@ -17,9 +17,10 @@ import anyio
 import orjson
 import pytest
 
-from ccdaemon.apiclient import Client
+from ccdaemon.apiclient.aio import AsyncClient as Client
 from ccdaemon.engine import containers, images
-from ccdaemon.fabricbuilder import RECORD_FILE, STEPS, wrapper
+from ccdaemon.fabricbuilder import RECORD_FILE, STEPS
+from ccdaemon.fabricbuilder.executables import wrapper
 from ccdaemon.runtime.certs import ChaincodeCA
 from ccdaemon.runtime.hostconfig import CCID_LABEL, INSTANCE_LABEL, MANAGED_LABEL
 from tests.builder.conftest import (

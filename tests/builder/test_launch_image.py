@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ccdaemon.apiclient import APIError, Client
+from ccdaemon.apiclient import APIError
+from ccdaemon.apiclient.aio import AsyncClient as Client
 from ccdaemon.engine import containers
 from ccdaemon.runtime.hostconfig import CCID_LABEL
 from tests.builder.conftest import go_package
