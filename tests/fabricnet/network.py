@@ -347,7 +347,8 @@ class Network:
         if pid is None:
             return []
         run = str(self.builder / "bin" / "run")
-        return [(child, argv) for child, argv in children(pid) if run in argv[:2]]
+        # The kernel runs it as: interpreter, the shebang's options (-IS), the script.
+        return [(child, argv) for child, argv in children(pid) if run in argv[:3]]
 
     # --- state, for `python -m tests.fabricnet down` --------------------------------
 
