@@ -133,7 +133,7 @@ def test_a_body_cut_short_fails_the_request_saying_so(tmp_path: Path) -> None:
 
 def test_an_answer_that_is_not_http_fails_the_request_naming_it(tmp_path: Path) -> None:
     """Something else answers on the socket: the error quotes its first line."""
-    ssh = [[b"SSH-2.0-OpenSSH_9.2\r\n\r\n"]]
+    ssh: list[list[bytes | str]] = [[b"SSH-2.0-OpenSSH_9.2\r\n\r\n"]]
     failed = pytest.raises(RequestFailed, match=r"not an HTTP/1\.x status line: b'SSH-2\.0")
     with scripted(tmp_path, ssh) as (path, _), Client(path) as client, failed:
         client.list()
