@@ -57,7 +57,7 @@ from daemon import (
     write_config,
 )
 
-from ccdaemon.apiclient import Client
+from ccdaemon.apiclient.aio import AsyncClient
 from ccdaemon.config import load
 from ccdaemon.engine import Engine
 
@@ -79,7 +79,7 @@ async def daemon_burst(run: Run, ccids: list[str]) -> list[float]:
 
     A fresh client per burst, so both modes open their connections inside the burst.
     """
-    async with Client(run.api_socket) as client:
+    async with AsyncClient(run.api_socket) as client:
         began = time.perf_counter()
 
         async def launch(ccid: str) -> float:

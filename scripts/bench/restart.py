@@ -47,7 +47,7 @@ from typing import Any
 import testbed
 from daemon import EXIT_TIMEOUT, READY_TIMEOUT, ensure_stub, launch_body, remove_made, tag_images
 
-from ccdaemon.apiclient import Client
+from ccdaemon.apiclient.aio import AsyncClient
 from ccdaemon.engine import Engine
 from ccdaemon.runtime.hostconfig import INSTANCE_LABEL
 
@@ -149,7 +149,7 @@ async def adopted(instance: Instance, expected: int) -> None:
     Raises:
         RuntimeError: it does not.
     """
-    async with Client(instance.api_socket) as client:
+    async with AsyncClient(instance.api_socket) as client:
         listed = await client.list()
     running = [cc for cc in listed if cc["state"] == "running" and cc["adopted"]]
     if len(listed) != expected or len(running) != expected:
@@ -164,7 +164,7 @@ async def populate(instance: Instance, engine: Engine, count: int, tagged: list[
     ccids = [f"load{i}:{instance.tag}" for i in range(count)]
     await tag_images(engine, ccids, tagged, network_id="bench", peer_id=f"p{instance.tag}")
     await start(instance)
-    async with Client(instance.api_socket) as client:
+    async with AsyncClient(instance.api_socket) as client:
         await asyncio.gather(*(client.launch(launch_body(ccid)) for ccid in ccids))
     await stop(instance)
 
