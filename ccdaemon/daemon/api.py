@@ -74,11 +74,11 @@ async def health(request: web.Request) -> web.Response:
         raise APIError(
             503,
             "engine_unavailable",
-            f"engine at {daemon.engine.endpoint} did not answer within {HEALTH_TIMEOUT:g} s",
+            f"engine at {daemon.site.endpoint} did not answer within {HEALTH_TIMEOUT:g} s",
         ) from None
     except EngineUnavailable as exc:
         raise APIError(
-            503, "engine_unavailable", f"engine at {daemon.engine.endpoint}: {exc}"
+            503, "engine_unavailable", f"engine at {daemon.site.endpoint}: {exc}"
         ) from exc
     counts = daemon.supervisor.registry.counts()
     stats = daemon.queue.stats()
@@ -86,7 +86,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok" if daemon.ready.is_set() else "starting",
             "engine": {
-                "endpoint": daemon.engine.endpoint,
+                "endpoint": daemon.site.endpoint,
                 "kind": version.kind,
                 "version": version.version,
                 "api_version": str(version.negotiated),

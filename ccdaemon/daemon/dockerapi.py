@@ -21,7 +21,6 @@ from ccdaemon.daemon.tls import QuietTLSListener, server_context
 from ccdaemon.dockerfront.exchange import HEAD_TIMEOUT
 from ccdaemon.dockerfront.front import DockerFront
 from ccdaemon.dockerfront.policy import FrontPolicy
-from ccdaemon.runtime.relay import Relay
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,7 +72,7 @@ async def serve_front(
         task_status.started()
         return
     front = DockerFront(
-        Relay(daemon.engine, daemon.queue, daemon.labels),
+        daemon.site.relay(daemon.queue, daemon.labels),
         front_policy(config, runtime),
         daemon.supervisor,
         max_upload=config.policy.max_package_size,

@@ -36,11 +36,11 @@ from ccdaemon.daemon.sockets import StartError, check_directory, clear_stale, gi
 from ccdaemon.daemon.state import Daemon
 from ccdaemon.daemon.systemd import Notifier
 from ccdaemon.daemon.tls import server_context
-from ccdaemon.engine import APIVersionError, Engine, EngineUnavailable, EngineVersion
+from ccdaemon.engine import APIVersionError, EngineUnavailable
 from ccdaemon.errors import CcdaemonError
 from ccdaemon.launchqueue import LaunchQueue
 from ccdaemon.runtime.errors import BackendUnfit
-from ccdaemon.runtime.launcher import Issuer, Launcher, RuntimeConfig
+from ccdaemon.runtime.site import Site
 from ccdaemon.supervise.registry import Registry, State
 from ccdaemon.supervise.supervisor import Supervisor
 
@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from ccdaemon.runtime.backend import Backend
+    from ccdaemon.runtime.backend import EngineVersion
     from ccdaemon.runtime.certs import ClientCredentials
+    from ccdaemon.runtime.launcher import Issuer, RuntimeConfig
 
 log = logging.getLogger("ccdaemon")
 
@@ -124,12 +125,12 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     metrics = Metrics()
     with Notifier.from_env() as notifier:
         async with (
-            Engine(
+            Site(
                 config.engine.endpoint,
                 tls=config.engine.tls,
                 api_version=config.engine.api_version,
                 observer=metrics.engine_request,
-            ) as engine,
+            ) as site,
             anyio.create_task_group() as group,
         ):
             queue = LaunchQueue(
@@ -137,10 +138,19 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
                 engine_limit=config.engine.engine_limit,
                 build_limit=config.engine.build_limit,
             )
-            backend = _backend(config, engine, queue=queue, ca=ca, runtime=runtime, group=group)
+            backend = site.backend(
+                config.engine.backend,
+                queue,
+                ca,
+                runtime,
+                group=group,
+                host_config=config.policy.apply(runtime.host_config.to_engine()),
+                build_cache_size=config.engine.build_cache_size,
+                swarm=config.swarm,
+            )
             supervisor = Supervisor(backend, Registry(), observer=metrics)
             daemon = Daemon(
-                engine,
+                site,
                 queue,
                 supervisor,
                 metrics,
@@ -185,45 +195,6 @@ async def run(config: Config, *, stop: anyio.Event | None = None) -> None:
     log.info("stopped")
 
 
-def _backend(  # noqa: PLR0913 -- the backend's collaborators, each named
-    config: Config,
-    engine: Engine,
-    *,
-    queue: LaunchQueue,
-    ca: Issuer,
-    runtime: RuntimeConfig,
-    group: TaskGroup,
-) -> Backend:
-    """The backend configuration asks for: containers of this engine, or swarm services.
-
-    The one place a backend is chosen; everything after sees only ``Backend``.
-    """
-    host_config = config.policy.apply(runtime.host_config.to_engine())
-    if config.engine.backend == "swarm":
-        # Imported only here: a container backend's daemon need not carry it (0.2 MiB of idle RSS).
-        from ccdaemon.runtime.swarmlauncher import SwarmLauncher  # noqa: PLC0415
-
-        return SwarmLauncher(
-            engine,
-            queue,
-            ca,
-            runtime,
-            swarm_config=config.swarm,
-            task_group=group,
-            host_config=host_config,
-            build_cache_size=config.engine.build_cache_size,
-        )
-    return Launcher(
-        engine,
-        queue,
-        ca,
-        runtime,
-        task_group=group,
-        host_config=host_config,
-        build_cache_size=config.engine.build_cache_size,
-    )
-
-
 def _chaincode_ca(config: Config) -> Issuer:
     """The chaincode CA: the configured one, loaded now, or one generated on first use.
 
@@ -260,7 +231,7 @@ async def _start(
     config: Config, runtime: RuntimeConfig, daemon: Daemon, notifier: Notifier, group: TaskGroup
 ) -> None:
     """Reach the engine, re-adopt, follow events, open the Docker-API front; then READY=1."""
-    endpoint = daemon.engine.endpoint
+    endpoint = daemon.site.endpoint
     version = await _reach(daemon.supervisor, endpoint, notifier)
     log.info(
         "engine %s %s at %s, API %s", version.kind, version.version, endpoint, version.negotiated

@@ -16,16 +16,16 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Mapping
 
     from ccdaemon.daemon.metrics import Metrics
-    from ccdaemon.engine import Engine
     from ccdaemon.launchqueue import LaunchQueue
     from ccdaemon.runtime.package import ChaincodePackage
+    from ccdaemon.runtime.site import Site
     from ccdaemon.supervise.supervisor import Supervisor
 
 T = TypeVar("T")
 
 
 class Daemon:
-    """Engine, queue, supervisor and metrics of one daemon, plus its lifecycle flags.
+    """Site, queue, supervisor and metrics of one daemon, plus its lifecycle flags.
 
     ``ready`` is set once the engine has answered and recovery is done; until then, and
     after shutdown has begun, work is refused with 503. Long polls (wait, followed logs)
@@ -34,7 +34,7 @@ class Daemon:
 
     def __init__(  # noqa: PLR0913 -- the daemon's parts, each named
         self,
-        engine: Engine,
+        site: Site,
         queue: LaunchQueue,
         supervisor: Supervisor,
         metrics: Metrics,
@@ -42,7 +42,7 @@ class Daemon:
         labels: Mapping[str, str],
         max_package_size: int,
     ) -> None:
-        self.engine = engine
+        self.site = site
         self.queue = queue
         self.supervisor = supervisor
         self.metrics = metrics
@@ -67,7 +67,7 @@ class Daemon:
             raise APIError(
                 503,
                 "engine_unavailable",
-                f"the daemon is starting: engine at {self.engine.endpoint} not reached yet",
+                f"the daemon is starting: engine at {self.site.endpoint} not reached yet",
             )
 
     def check_table(self) -> None:

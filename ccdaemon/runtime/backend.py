@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from ccdaemon.engine import versions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -28,10 +30,13 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from ccdaemon.engine import EngineVersion
     from ccdaemon.engine.streams import Line
     from ccdaemon.runtime.launcher import Launched, LaunchRequest
     from ccdaemon.runtime.package import ChaincodePackage
+
+#: What the engine says of itself and the API version spoken with it (``Backend.version``),
+#: named here so that the layers above need not reach the engine for it.
+EngineVersion: TypeAlias = versions.EngineVersion
 
 
 @dataclass(frozen=True, slots=True)

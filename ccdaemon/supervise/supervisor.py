@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from ccdaemon.engine import EngineVersion
-    from ccdaemon.runtime.backend import Backend
+    from ccdaemon.runtime.backend import Backend, EngineVersion
     from ccdaemon.runtime.launcher import Launched, LaunchRequest
     from ccdaemon.runtime.package import ChaincodePackage
     from ccdaemon.supervise.recovery import Recovered
