@@ -17,6 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from ccdaemon.engine import InvalidParameter, images
 from ccdaemon.runtime.errors import InvalidRequest
 
 _VM_NAME = re.compile(r"[^a-zA-Z0-9\-_.]")
@@ -54,6 +55,19 @@ def check_ccid(ccid: str) -> str:
             "letters, digits and _.+- (starting with a letter or digit)",
         )
     return ccid
+
+
+def check_image(reference: str) -> str:
+    """Return ``reference``, an image a request names, if it is one by Docker's grammar.
+
+    Raises:
+        InvalidRequest: it breaks the grammar; the message says how (field ``image``).
+    """
+    try:
+        images.check_reference(reference)
+    except InvalidParameter as exc:
+        raise InvalidRequest("image", exc.message) from None
+    return reference
 
 
 def names(ccid: str, *, network_id: str = "", peer_id: str = "") -> Names:
