@@ -65,12 +65,9 @@ async def serve_front(
 ) -> None:
     """Bind ``[docker_api] socket`` and ``tcp`` (either or both) and serve the front there.
 
-    Both listeners serve the same front until cancelled; neither set: no front.
+    Both listeners serve the same front until cancelled.
     """
     settings = config.docker_api
-    if settings.socket is None and settings.tcp is None:
-        task_status.started()
-        return
     front = DockerFront(
         daemon.site.relay(daemon.queue, daemon.labels),
         front_policy(config, runtime),
