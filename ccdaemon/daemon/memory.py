@@ -10,8 +10,6 @@ nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 from typing import TYPE_CHECKING
 
@@ -26,11 +24,12 @@ TRIM_EVERY = 32
 
 def _malloc_trim() -> Callable[[], object] | None:
     """Glibc's ``malloc_trim(0)``, or None where the C library has none."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    # Imported at the first trim: a daemon that has not trimmed need not carry ctypes.
+    import ctypes  # noqa: PLC0415
+
     try:
-        function = ctypes.CDLL(name).malloc_trim
+        # The process's own symbols, the C library's among them: no search for its file.
+        function = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_size_t]
@@ -47,7 +46,7 @@ class Trimmer:
     def __init__(self, every: int = TRIM_EVERY, trim: Callable[[], object] | None = None) -> None:
         self._every = every
         self._done = 0
-        self._trim = trim or _malloc_trim()
+        self._trim = trim
 
     def finished(self) -> None:
         """One piece of work is over."""
@@ -55,8 +54,10 @@ class Trimmer:
 
     def idle(self) -> None:
         """No work is in flight: trim if enough work finished since the last trim."""
-        if self._trim is None or self._done < self._every:
+        if self._done < self._every:
             return
         self._done = 0
+        if self._trim is None:
+            self._trim = _malloc_trim() or (lambda: None)
         self._trim()
         log.debug("returned the C heap's free pages to the system")
