@@ -204,11 +204,7 @@ def _tls(tls: _TLS | None) -> tuple[ClientCredentials | None, bool]:
     """The caller's TLS material: (credentials or None to issue them, TLS on or off)."""
     if tls is None:
         return None, True
-    pems = {
-        "client_cert": tls.client_cert or "",
-        "client_key": tls.client_key or "",
-        "root_cert": tls.root_cert or "",
-    }
+    pems = {key: getattr(tls, key) or "" for key in ("client_cert", "client_key", "root_cert")}
     given = [key for key, pem in pems.items() if pem]
     if not given:
         return None, tls.enabled

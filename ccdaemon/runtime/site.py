@@ -28,14 +28,7 @@ if TYPE_CHECKING:
 
 
 class Site:
-    """One engine, opened on entering (``async with``) and closed on leaving.
-
-    Args:
-        endpoint: the engine's address (``[engine] endpoint``).
-        tls: client TLS files for a tcp endpoint.
-        api_version: the API version to pin; None negotiates it.
-        observer: told of every engine call (the daemon's metrics).
-    """
+    """One engine (arguments as ``Engine``'s), opened by ``async with`` and closed after."""
 
     def __init__(
         self,
