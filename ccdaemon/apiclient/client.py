@@ -15,32 +15,20 @@ container). ``stop`` takes a bound of its own for callers that have a deadline.
 from __future__ import annotations
 
 import builtins
-import json
 import os
-from contextlib import contextmanager
 
-from ccdaemon.apiclient.connection import (
-    Connection,
-    Cut,
-    ProtocolError,
-    Response,
-    deadline_in,
-    request_head,
-)
 from ccdaemon.apiclient.errors import (
     ERROR_STATUS,
     ClientError,
-    DaemonUnreachable,
     RequestFailed,
     api_error,
     error_code,
-    unreachable,
 )
+from ccdaemon.apiclient.session import Session, json_object
 
 #: ``typing.TYPE_CHECKING`` without importing typing (see ``connection``).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Callable, Generator, Iterator, Mapping
     from pathlib import Path
     from types import TracebackType
@@ -86,23 +74,9 @@ class Client:
                 port, or the TLS files cannot be loaded.
         """
         address = os.fspath(socket_or_url) if socket_or_url is not None else default_socket()
-        self.address = address
+        self._session = Session(address, tls=tls, timeout=timeout)
+        self.address = self._session.address
         self.timeout = timeout
-        self._socket: str | None = None
-        self._host, self._port = "", 0
-        self._ssl: ssl.SSLContext | None = None
-        self._idle: builtins.list[Connection] = []
-        scheme = address.partition("://")[0].lower() if "://" in address else ""
-        if scheme == "https":
-            self._host, self._port = _host_port(address)
-            self._ssl = _ssl_context(tls)
-        elif scheme in {"", "unix"}:
-            self._socket = address.removeprefix("unix://")
-            self.address = self._socket
-        else:
-            raise ClientError(
-                f"{address!r} is neither a socket path nor an https:// URL", code="bad_address"
-            )
 
     def __enter__(self) -> Self:
         return self
@@ -117,8 +91,7 @@ class Client:
 
     def close(self) -> None:
         """Close the idle connections; the client opens new ones if used again."""
-        while self._idle:
-            self._idle.pop().close()
+        self._session.close()
 
     def health(self) -> dict[str, Any]:
         """``GET /v1/health``: engine, chaincode counts, queue and daemon version.
@@ -225,7 +198,7 @@ class Client:
         """
         query = {"follow": _bool(follow), "tail": str(tail), "timestamps": _bool(timestamps)}
         path = _with_query(_chaincode_path(ccid) + "/logs", query)
-        with self._request("GET", path) as answer:
+        with self._session.request("GET", path) as answer:
             for line in _lines(answer.chunks()):
                 yield line.decode(errors="replace")
 
@@ -251,11 +224,11 @@ class Client:
         """Post a launch or build, reading the ndjson stream when ``progress`` is wanted."""
         if progress is None:
             return self._json("POST", path, body=body)
-        with self._request("POST", path, body=body, accept=NDJSON) as answer:
+        with self._session.request("POST", path, body=body, accept=NDJSON) as answer:
             if answer.content_type != NDJSON:  # the daemon chose a plain answer
-                return _object(answer.read())
+                return json_object(answer.read())
             for raw in _lines(answer.chunks()):
-                message = _object(raw)
+                message = json_object(raw)
                 if "progress" in message:
                     progress(str(message["progress"]))
                 elif "result" in message:
@@ -274,123 +247,7 @@ class Client:
         within: float | None = None,
     ) -> dict[str, Any]:
         """Make one request and answer its JSON object."""
-        target = _with_query(path, query or {})
-        with self._request(method, target, body=body, within=within) as answer:
-            return _object(answer.read())
-
-    @contextmanager
-    def _request(
-        self,
-        method: str,
-        target: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        accept: str = "application/json",
-        within: float | None = None,
-    ) -> Iterator[Response]:
-        """Send a request; yield the response once its status says success.
-
-        ``target`` (with its query) is already percent-encoded, so a ccid's ``%2F`` reaches
-        the daemon as sent. The connection goes back to the idle ones only when its
-        answer was read whole; anything else (an error, a signal, a stream left early)
-        closes it. Errors of the socket while the caller reads the body inside the
-        ``with`` are translated too.
-        """
-        headers = {"Accept": accept}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body, separators=(",", ":")).encode()
-        deadline = deadline_in(within)
-        conn = self._connection(deadline)
-        kept = False
-        try:
-            with self._translate(within):
-                conn.send(request_head(method, target, headers, data), data, deadline=deadline)
-                answer = conn.response(deadline=deadline)
-                if answer.status >= 300:  # noqa: PLR2004 - the contract answers only 2xx on success
-                    raise api_error(answer.status, answer.read())
-                yield answer
-            kept = answer.reusable
-        finally:
-            if kept:
-                self._idle.append(conn)
-            else:
-                conn.close()
-
-    def _connection(self, deadline: float | None) -> Connection:
-        """An idle connection still open, or a new one (connecting within ``timeout``)."""
-        while True:
-            try:
-                conn = self._idle.pop()
-            except IndexError:
-                break
-            if conn.usable():
-                return conn
-            conn.close()
-        connect_by = deadline_in(self.timeout)
-        if deadline is not None and connect_by is not None:
-            connect_by = min(deadline, connect_by)
-        try:
-            if self._socket is not None:
-                return Connection.open_unix(self._socket, deadline=connect_by)
-            assert self._ssl is not None  # noqa: S101 -- set with the https:// address
-            return Connection.open_tls(self._host, self._port, self._ssl, deadline=connect_by)
-        except TimeoutError as exc:
-            raise DaemonUnreachable(
-                self.address,
-                f"the daemon at {self.address} did not accept a connection "
-                f"within {self.timeout:g} s",
-            ) from exc
-        except OSError as exc:
-            raise unreachable(self.address, exc, unix=self._socket is not None) from exc
-
-    @contextmanager
-    def _translate(self, within: float | None) -> Iterator[None]:
-        """Turn the socket's and HTTP's errors mid-request into ``RequestFailed``."""
-        try:
-            yield
-        except TimeoutError as exc:
-            raise RequestFailed(
-                f"lost the connection to the daemon at {self.address}: no answer within "
-                f"{within or self.timeout:g} s; the request's outcome is unknown"
-            ) from exc
-        except (OSError, Cut, ProtocolError) as exc:
-            raise RequestFailed(
-                f"lost the connection to the daemon at {self.address}: "
-                f"{str(exc) or type(exc).__name__}; the request's outcome is unknown"
-            ) from exc
-
-
-def _ssl_context(tls: tuple[str | Path, str | Path, str | Path] | None) -> ssl.SSLContext:
-    """The context for an https:// daemon: its CA, and the client certificate it demands."""
-    import ssl  # noqa: PLC0415 -- only a TCP daemon needs it; a Unix socket's client loads lean
-
-    try:
-        if tls is None:
-            return ssl.create_default_context()
-        ca, cert, key = tls
-        context = ssl.create_default_context(cafile=os.fspath(ca))
-        context.load_cert_chain(os.fspath(cert), os.fspath(key))
-    except (OSError, ssl.SSLError) as exc:
-        raise ClientError(f"cannot load the TLS files: {exc}", code="bad_tls_files") from exc
-    return context
-
-
-def _host_port(address: str) -> tuple[str, int]:
-    """The host and port of an ``https://host:port`` address."""
-    from urllib.parse import urlsplit  # noqa: PLC0415 -- only a TCP daemon needs it
-
-    parts = urlsplit(address)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None:
-        raise ClientError(
-            f"{address!r} names no host and port (https://host:port)", code="bad_address"
-        )
-    return parts.hostname, port
+        return self._session.json(method, _with_query(path, query or {}), body=body, within=within)
 
 
 #: The bytes a path segment or a query value keeps as they are (RFC 3986's unreserved).
@@ -425,16 +282,6 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield from complete
     if pending:
         yield pending
-
-
-def _object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:  # not JSON, or not UTF-8
-        raise ClientError(f"the daemon's answer is not JSON: {exc}", code="bad_answer") from exc
-    if not isinstance(value, dict):
-        raise ClientError("the daemon's answer is not a JSON object", code="bad_answer")
-    return value
 
 
 def _member(answer: Mapping[str, Any], name: str) -> dict[str, Any]:
