@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import lzma
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -49,14 +50,19 @@ CORE_OVERRIDES = {"chaincode.startuptimeout": "120s"}
 
 
 def ccenv_context() -> bytes:
-    """The build context of the fabric-ccenv:1.4 stand-in: Dockerfile and the shim's xz."""
+    """The build context of the fabric-ccenv:1.4 stand-in: Dockerfile and the shim's tar.
+
+    The tar goes in unpacked here: to ADD an xz archive, Docker 20.10 runs ``xz -d``,
+    stops reading at the tar's end block and leaves that process behind, blocked on
+    the rest of its output, one for every build.
+    """
     dockerfile = (
         f"FROM {CCENV_BASE}\n"
-        "ADD go-shim-gopath.tar.xz /opt/gopath/src\n"
+        "ADD go-shim-gopath.tar /opt/gopath/src\n"
         "ENV GOPATH=/opt/gopath GO111MODULE=off\n"
     )
-    shim = (SHARED / f"v{LEGACY_VERSION}" / "go-shim-gopath.tar.xz").read_bytes()
-    return archive.tar({"Dockerfile": dockerfile.encode(), "go-shim-gopath.tar.xz": shim})
+    shim = lzma.decompress((SHARED / f"v{LEGACY_VERSION}" / "go-shim-gopath.tar.xz").read_bytes())
+    return archive.tar({"Dockerfile": dockerfile.encode(), "go-shim-gopath.tar": shim})
 
 
 async def put_standins(engine_socket: str) -> None:
