@@ -31,13 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import testbed
@@ -52,6 +49,7 @@ from daemon import (
     launch_body,
     percentile,
     remove_made,
+    run_in_scratch,
     start_daemon,
     tag_images,
     write_config,
@@ -225,22 +223,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     socket = args.socket or testbed.engine_socket(args.engine)
-    # Short: Unix socket paths are limited to 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))
-    directory.chmod(0o700)
-    run = Run(socket, directory)
-    failed = False
-    try:
-        with run.log_path.open("w") as log:
-            asyncio.run(bench(run, args, log))
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        if failed and run.log_path.exists():
-            tail = run.log_path.read_text(errors="replace").splitlines()[-30:]
-            print("daemon log, last lines:", *tail, sep="\n  ", file=sys.stderr)
-        shutil.rmtree(directory, ignore_errors=True)
+    run = run_in_scratch(socket, bench, args)
     if args.json:
         print(json.dumps({**run.figures, **summary(run.figures)}, indent=2, default=str))
     else:

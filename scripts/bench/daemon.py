@@ -67,6 +67,7 @@ from ccdaemon.runtime.naming import names
 
 if TYPE_CHECKING:
     import io
+    from collections.abc import Callable, Coroutine
 
     from ccdaemon.config import Config
 
@@ -579,6 +580,31 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> bool:
     return all(row[5] is not False for row in rows)
 
 
+def run_in_scratch(
+    socket: str,
+    bench: Callable[[Run, argparse.Namespace, io.TextIOWrapper], Coroutine[Any, Any, None]],
+    args: argparse.Namespace,
+) -> Run:
+    """Run ``bench`` in a new scratch directory, removed after; the log's tail on a failure."""
+    # Short: Unix socket paths are limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))
+    directory.chmod(0o700)
+    run = Run(socket, directory)
+    failed = False
+    try:
+        with run.log_path.open("w") as log:
+            asyncio.run(bench(run, args, log))
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed and run.log_path.exists():
+            tail = run.log_path.read_text(errors="replace").splitlines()[-30:]
+            print("daemon log, last lines:", *tail, sep="\n  ", file=sys.stderr)
+        shutil.rmtree(directory, ignore_errors=True)
+    return run
+
+
 def main() -> int:
     """Parse arguments, run the benchmark, print the table (or JSON); 0 when all targets met."""
     parser = argparse.ArgumentParser(
@@ -598,22 +624,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     socket = args.socket or testbed.engine_socket(args.engine)
-    # Short: Unix socket paths are limited to 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))
-    directory.chmod(0o700)
-    run = Run(socket, directory)
-    failed = False
-    try:
-        with run.log_path.open("w") as log:
-            asyncio.run(bench(run, args, log))
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        if failed and run.log_path.exists():
-            tail = run.log_path.read_text(errors="replace").splitlines()[-30:]
-            print("daemon log, last lines:", *tail, sep="\n  ", file=sys.stderr)
-        shutil.rmtree(directory, ignore_errors=True)
+    run = run_in_scratch(socket, bench, args)
     if args.json:
         print(json.dumps(run.figures, indent=2, default=str))
         met = all(row[5] is not False for row in verdicts(run.figures))
