@@ -238,12 +238,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of both series")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    socket = args.socket or testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
     subprocess.run([str(ROOT / "scripts" / "images"), "build", "--socket", socket], check=True)
     directory = Path(tempfile.mkdtemp(prefix="ccdb-", dir="/tmp"))  # short: socket paths
     directory.chmod(0o700)

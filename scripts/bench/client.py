@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from testbed import RawHTTP, engine_socket, stdlib_targz
+from testbed import RawHTTP, chosen_socket, engine_arguments, stdlib_targz
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/ccdaemon/busybox:latest"
@@ -204,18 +204,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
+    engine_arguments(parser)
     parser.add_argument("-n", type=int, default=60, help="launches per client per round")
     parser.add_argument("-c", type=int, default=8, help="launches in flight at once")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; client order rotates")
     parser.add_argument("--worker", choices=CLIENTS, help=argparse.SUPPRESS)
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker_main(args)
         return
-    socket = args.socket or engine_socket(args.engine)
+    socket = chosen_socket(args)
     results: dict[str, list[dict[str, Any]]] = {client: [] for client in CLIENTS}
     for round_ in range(args.rounds):
         order = CLIENTS[round_ % 3 :] + CLIENTS[: round_ % 3]

@@ -610,8 +610,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("-n", type=int, default=200, help="chaincodes launched at once")
     parser.add_argument(
         "--clients",
@@ -623,7 +622,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the order rotates")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    socket = args.socket or testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
     run = run_in_scratch(socket, bench, args)
     if args.json:
         print(json.dumps(run.figures, indent=2, default=str))

@@ -153,11 +153,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each seam (5)")
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args()
-    engine_socket = args.socket or testbed.engine_socket(args.engine)
+    engine_socket = testbed.chosen_socket(args)
     runs: dict[str, list[dict[str, float]]] = {seam: [] for seam in SEAMS}
     daemon_cpu: list[dict[str, float]] = []
     seams = {"straight": straight, "front": front}

@@ -86,11 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("--rounds", type=int, default=6, help="builds of each kind (6)")
     args = parser.parse_args()
-    socket = args.socket or testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
 
     async def measure() -> dict[str, list[float]]:
         async with Engine(f"unix://{socket}") as engine:

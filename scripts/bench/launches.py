@@ -188,15 +188,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-28.5", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser, "docker-28.5")
     parser.add_argument("-n", type=int, default=200, help="launches per mode")
     parser.add_argument("--limit", type=int, default=8, help="the queue's engine_limit")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the mode order rotates")
     args = parser.parse_args()
-    socket = args.socket
-    if not socket:
-        socket = testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
     results = asyncio.run(run(socket, args.n, args.limit, args.rounds))
     print(
         f"engine {args.engine}, {args.n} launches per mode x {args.rounds} rounds, "

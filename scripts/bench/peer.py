@@ -385,8 +385,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("--fabric", default="2.5.10", help="Fabric release of the peer")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the seam order rotates")
     parser.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
@@ -394,7 +393,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.socket:
         args.engine = None
-    socket = args.socket or testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
     runs = asyncio.run(bench(args, socket))
     summary = summarise(runs)
     report(runs, summary, args)

@@ -228,13 +228,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-20.10", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser)
     parser.add_argument("-n", type=int, default=200, help="running chaincodes to re-adopt")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the order swaps")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    engine_socket = args.socket or testbed.engine_socket(args.engine)
+    engine_socket = testbed.chosen_socket(args)
     # Short: Unix socket paths are limited to 107 bytes.
     directory = Path(tempfile.mkdtemp(prefix="ccdr-", dir="/tmp"))
     loaded = Instance(f"{args.n} chaincodes", directory / "loaded", engine_socket)

@@ -262,8 +262,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", default="docker-28.5", help="engine of scripts/engines")
-    parser.add_argument("--socket", help="use the engine already answering on this socket")
+    testbed.engine_arguments(parser, "docker-28.5")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to repeat cycles")
     parser.add_argument("--requests", type=int, default=1000, help="requests per cycle")
     parser.add_argument("--ids", type=int, default=100, help="chaincode ids")
@@ -271,7 +270,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20260301, help="the plan's seed")
     parser.add_argument("--json", action="store_true", help="print samples and figures as JSON")
     args = parser.parse_args()
-    socket = args.socket or testbed.engine_socket(args.engine)
+    socket = testbed.chosen_socket(args)
     directory = Path(tempfile.mkdtemp(prefix="ccds-", dir="/tmp"))  # short: socket paths
     directory.chmod(0o700)
     soak = Soak(socket, directory)

@@ -19,9 +19,21 @@ from typing import IO, TYPE_CHECKING, Any
 import aiohttp
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def engine_arguments(parser: argparse.ArgumentParser, default: str = "docker-20.10") -> None:
+    """Add the engine options every benchmark takes: ``--engine NAME`` or ``--socket PATH``."""
+    parser.add_argument("--engine", default=default, help="engine of scripts/engines")
+    parser.add_argument("--socket", help="use the engine already answering on this socket")
+
+
+def chosen_socket(args: argparse.Namespace) -> str:
+    """The socket ``--socket`` names, else that of ``--engine`` (started when down)."""
+    return args.socket or engine_socket(args.engine)
 
 
 def engine_socket(name: str) -> str:
