@@ -87,7 +87,7 @@ class BuildContext:
         self._data = 0  # bytes of the current member's data still to come
         self._pad = 0  # then bytes of padding to its block's end
         self._dockerfile: bytearray | None = None
-        self._first_header = b""
+        self._first_info: tarfile.TarInfo | None = None  # the Dockerfile's header
         self._members = 0
         self._fed = 0
         self._ended = False
@@ -168,7 +168,7 @@ class BuildContext:
         self._members += 1
         if self._members == 1:
             self._first(info, kind)
-            self._first_header = block
+            self._first_info = info
         elif kind not in _MEMBERS:
             raise Refused(
                 f"build context member {info.name[:80]!r} is not a file or a directory "
@@ -197,11 +197,14 @@ class BuildContext:
     def _dockerfile_read(self, data: bytearray) -> bytes:
         """Check the whole Dockerfile; its member (header, labelled text, padding) to send."""
         self._dockerfile = None
-        self._check(bytes(data).decode("utf-8", "replace"))
+        raw = bytes(data)
+        self._check(raw.decode("utf-8", "replace"))
         self.checked = True
-        text = with_labels(bytes(data).decode("utf-8", "surrogateescape"), self._labels)
+        # surrogateescape: bytes that are not UTF-8 reach the engine as the client sent them.
+        text = with_labels(raw.decode("utf-8", "surrogateescape"), self._labels)
         labelled = text.encode("utf-8", "surrogateescape")
-        info = tarfile.TarInfo.frombuf(self._first_header, "utf-8", "surrogateescape")
+        info = self._first_info
+        assert info is not None  # noqa: S101 -- set by _member before any Dockerfile data
         info.size = len(labelled)
         header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
         return header + labelled + bytes(-len(labelled) % _BLOCK)
