@@ -44,7 +44,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -263,10 +262,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONPATH", str(ROOT))
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
-        traceback.print_exc()
-        sys.exit(2)
+    testbed.exit_with(main)

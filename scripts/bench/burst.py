@@ -34,7 +34,6 @@ import json
 import statistics
 import sys
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import testbed
@@ -231,10 +230,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
-        traceback.print_exc()
-        sys.exit(2)
+    testbed.exit_with(main)

@@ -47,7 +47,6 @@ import sys
 import tempfile
 import time
 import timeit
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -633,10 +632,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
-        traceback.print_exc()
-        sys.exit(2)
+    testbed.exit_with(main)

@@ -80,7 +80,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -407,10 +406,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
-        traceback.print_exc()
-        sys.exit(2)
+    testbed.exit_with(main)

@@ -39,7 +39,6 @@ import statistics
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,10 +258,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
-        traceback.print_exc()
-        sys.exit(2)
+    testbed.exit_with(main)

@@ -13,16 +13,28 @@ import json
 import subprocess
 import sys
 import tarfile
+import traceback
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def exit_with(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main``'s status: 0 targets met, 1 one missed; 130 on Ctrl-C; 2 on an error."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 -- the traceback, then the documented status
+        traceback.print_exc()
+        sys.exit(2)
 
 
 def engine_arguments(parser: argparse.ArgumentParser, default: str = "docker-20.10") -> None:
