@@ -27,25 +27,15 @@ from typing import TYPE_CHECKING
 
 from ccdaemon.apiclient import APIError, ClientError, DaemonUnreachable
 from ccdaemon.cli import control
-from ccdaemon.cli.enginecheck import engine_check, engine_check_command
-from ccdaemon.cli.parser import DEFAULT_CONFIG, DEFAULT_ENDPOINT, EXIT_STATUS_HELP, parser
+from ccdaemon.cli.enginecheck import engine_check_command
+from ccdaemon.cli.parser import DEFAULT_CONFIG, parser
 from ccdaemon.errors import CcdaemonError
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "DEFAULT_ENDPOINT",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_STATUS_HELP",
-    "EXIT_UNREACHABLE",
-    "engine_check",
-    "main",
-    "parser",
-]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "main"]
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3

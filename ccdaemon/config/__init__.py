@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from ccdaemon.config import sources
 from ccdaemon.config.schema import TLS_KEYS, env_name, keys
 from ccdaemon.config.sections import (
-    DEFAULT_ENDPOINT,
     Config,
     DockerAPIConfig,
     EngineConfig,
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
     from ccdaemon.config.sources import Setting
 
 __all__ = [
-    "DEFAULT_ENDPOINT",
     "Config",
     "ConfigError",
     "DockerAPIConfig",

@@ -7,8 +7,3 @@ bodies) and carries it out through the runtime's relay, so that everything it le
 through is labelled, queued and supervised as ccdaemon's own (``front``). ``exchange``
 is the HTTP/1.1 of one connection.
 """
-
-from ccdaemon.dockerfront.front import DockerFront, PeerLaunches
-from ccdaemon.dockerfront.policy import FrontPolicy, Refused
-
-__all__ = ["DockerFront", "FrontPolicy", "PeerLaunches", "Refused"]

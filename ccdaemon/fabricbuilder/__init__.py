@@ -29,36 +29,14 @@ client at all, ``build`` and ``run`` (``daemonsteps``) the synchronous client, a
 
 from __future__ import annotations
 
-from ccdaemon.fabricbuilder.peer import (
-    CCAAS,
-    CONNECTION_FILE,
-    EXIT_FAILED,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    PACKAGE_FILE,
-    RECORD_FILE,
-    STEPS,
-    BuilderError,
-    say,
-)
+from ccdaemon.fabricbuilder.peer import EXIT_USAGE, RECORD_FILE, STEPS, say
 
 #: ``typing.TYPE_CHECKING`` without importing typing (see ccdaemon.fabricbuilder.peer).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = [
-    "CCAAS",
-    "CONNECTION_FILE",
-    "EXIT_FAILED",
-    "EXIT_UNREACHABLE",
-    "EXIT_USAGE",
-    "PACKAGE_FILE",
-    "RECORD_FILE",
-    "STEPS",
-    "BuilderError",
-    "main",
-]
+__all__ = ["RECORD_FILE", "STEPS", "main"]
 
 #: The steps that need no daemon.
 LOCAL_STEPS = frozenset({"detect", "release"})

@@ -24,12 +24,7 @@ Quirks seen on Docker 20.10 and 28.5 (docs/swarm.md has the whole list):
   container's root filesystem, not the secret: only the container itself reads it.
 """
 
-from ccdaemon.engine.swarm.cluster import (
-    DEFAULT_LISTEN_ADDR,
-    swarm_init,
-    swarm_inspect,
-    swarm_leave,
-)
+from ccdaemon.engine.swarm.cluster import swarm_init, swarm_inspect, swarm_leave
 from ccdaemon.engine.swarm.secrets import secret_create, secret_list, secret_remove
 from ccdaemon.engine.swarm.services import (
     SecretMount,
@@ -41,11 +36,9 @@ from ccdaemon.engine.swarm.services import (
     service_spec,
     service_update,
 )
-from ccdaemon.engine.swarm.tasks import TERMINAL_TASK_STATES, TaskStatus, task_list
+from ccdaemon.engine.swarm.tasks import TaskStatus, task_list
 
 __all__ = [
-    "DEFAULT_LISTEN_ADDR",
-    "TERMINAL_TASK_STATES",
     "SecretMount",
     "TaskStatus",
     "secret_create",

@@ -10,24 +10,7 @@ Private keys stay in memory: no file is written, and no log line, repr or error 
 shows one. A configured CA's key is read from its file, never written back.
 """
 
-from ccdaemon.runtime.certs.ca import CA_VALIDITY, CLIENT_VALIDITY, CAKey, ChaincodeCA, InvalidCA
-from ccdaemon.runtime.certs.credentials import (
-    CLIENT_CERT_FIELD,
-    CLIENT_KEY_FIELD,
-    ROOT_CERT_FIELD,
-    ClientCredentials,
-    validate_supplied,
-)
+from ccdaemon.runtime.certs.ca import ChaincodeCA, InvalidCA
+from ccdaemon.runtime.certs.credentials import ClientCredentials, validate_supplied
 
-__all__ = [
-    "CA_VALIDITY",
-    "CLIENT_CERT_FIELD",
-    "CLIENT_KEY_FIELD",
-    "CLIENT_VALIDITY",
-    "ROOT_CERT_FIELD",
-    "CAKey",
-    "ChaincodeCA",
-    "ClientCredentials",
-    "InvalidCA",
-    "validate_supplied",
-]
+__all__ = ["ChaincodeCA", "ClientCredentials", "InvalidCA", "validate_supplied"]

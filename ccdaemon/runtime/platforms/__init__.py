@@ -13,32 +13,12 @@ against a narrow grammar, or quoted, because the package metadata that supplies 
 path and the chaincode id come from whoever installed the package.
 """
 
-from ccdaemon.runtime.platforms.platform import (
-    DEFAULT_GOLANG,
-    DEFAULT_IMAGES,
-    FABRIC_LABEL,
-    SUPPORTED_TYPES,
-    Platform,
-    platform_for,
-    quote_label_value,
-)
+from ccdaemon.runtime.platforms.platform import Platform, platform_for, quote_label_value
 from ccdaemon.runtime.platforms.scripts import check_go_path
-from ccdaemon.runtime.platforms.settings import (
-    DYNAMIC_LDFLAGS,
-    FABRIC_GOPROXY,
-    STATIC_LDFLAGS,
-    GolangBuild,
-    PlatformImages,
-)
+from ccdaemon.runtime.platforms.settings import STATIC_LDFLAGS, GolangBuild, PlatformImages
 
 __all__ = [
-    "DEFAULT_GOLANG",
-    "DEFAULT_IMAGES",
-    "DYNAMIC_LDFLAGS",
-    "FABRIC_GOPROXY",
-    "FABRIC_LABEL",
     "STATIC_LDFLAGS",
-    "SUPPORTED_TYPES",
     "GolangBuild",
     "Platform",
     "PlatformImages",
