@@ -31,9 +31,6 @@ class ListenConfig:
         socket_group: the group given the socket, so that the peer's user can reach it.
         tcp: ``host:port`` to serve on as well, with mutual TLS only: needs ``tcp_ca``
             (which signs the clients' certificates), ``tcp_cert`` and ``tcp_key``.
-        tcp_ca: see ``tcp``.
-        tcp_cert: see ``tcp``.
-        tcp_key: see ``tcp``.
     """
 
     socket: Path = Path("/run/ccdaemon/ccdaemon.sock")
@@ -58,9 +55,6 @@ class DockerAPIConfig:
             ``vm.endpoint: tcp://host:port`` with ``vm.docker.tls.enabled``. Mutual TLS
             only: needs ``tcp_ca`` (which signs the peers' client certificates),
             ``tcp_cert`` and ``tcp_key``.
-        tcp_ca: see ``tcp``.
-        tcp_cert: see ``tcp``.
-        tcp_key: see ``tcp``.
     """
 
     socket: Path | None = None

@@ -79,12 +79,9 @@ _ARCHIVE_ERRORS: ErrorMap = {404: _archive_not_found}
 
 
 async def create(engine: Engine, name: str | None, config: Mapping[str, Any]) -> str:
-    """Create a container and return its id.
+    """Create a container from ``config`` (its fields plus ``HostConfig``); its id.
 
-    Args:
-        engine: the engine.
-        name: the container name; None lets the engine choose one.
-        config: the create body: the container config's fields plus ``HostConfig``.
+    A ``name`` of None lets the engine choose one.
 
     Raises:
         NoSuchImage: the image does not exist.
@@ -214,12 +211,9 @@ async def inspect(engine: Engine, name: str) -> dict[str, Any]:
 async def list_(
     engine: Engine, *, labels: Mapping[str, str | None] | None = None, all_: bool = True
 ) -> list[dict[str, Any]]:
-    """List containers, by default including stopped ones.
+    """List containers (stopped ones too with ``all_``) carrying each of ``labels``.
 
-    Args:
-        engine: the engine.
-        labels: keep containers carrying each label, with that value unless it is None.
-        all_: include containers that are not running.
+    A label whose value is None matches any value.
     """
     params = {"all": "1" if all_ else "0"}
     if labels:

@@ -125,10 +125,7 @@ def full(log_text: str) -> bool:
 class BuildCaches:
     """The Go build cache volumes of one daemon (``instance``) on one engine.
 
-    Args:
-        engine: the engine the builds run on.
-        instance: the daemon's ``ccdaemon.instance`` label value.
-        limit: the bound on a cache's size in bytes; 0 means builds get no cache.
+    ``limit`` bounds a cache's size in bytes; 0 means builds get no cache.
     """
 
     def __init__(self, engine: Engine, *, instance: str, limit: int = DEFAULT_LIMIT) -> None:

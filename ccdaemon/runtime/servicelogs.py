@@ -29,13 +29,9 @@ _RELAY_LINGER = 2.0
 
 
 class ServiceOutput:
-    """The output relays of one daemon's services, owned by ``group``.
+    """The output relays of one daemon's services on the manager ``engine``, owned by ``group``.
 
-    Args:
-        engine: the swarm manager.
-        output: where lines go (the logger and the kept tails).
-        lines: how many past lines a resumed relay reads.
-        group: owns every relay.
+    Lines go to ``output`` (the logger and the kept tails); a resumed relay reads ``lines``.
     """
 
     def __init__(self, engine: Engine, output: Output, lines: int, group: TaskGroup) -> None:

@@ -43,13 +43,8 @@ async def collect(
 ) -> Collected:
     """Remove the daemon's exited containers and the images of chaincodes not running.
 
-    Args:
-        supervisor: the daemon's supervisor (its registry and backend).
-        dry_run: only say what would be removed.
-        caches: remove the build cache volumes too (else they are only listed, as kept).
-
-    Returns:
-        What was removed, or would be, and the caches kept.
+    ``dry_run`` only says what would be removed; build cache volumes are removed with
+    ``caches``, else only listed as kept.
     """
     result = Collected(dry_run=dry_run)
     await _containers(supervisor, result)

@@ -28,15 +28,9 @@ _SERVICE_ERRORS: ErrorMap = {404: NoSuchService, 503: NodeNotInSwarm}
 
 @dataclass(frozen=True, slots=True)
 class SecretMount:
-    """One secret, mounted as a file in a service's container.
+    """One secret (its id and name: the engine wants both), as the file ``target``.
 
-    Attributes:
-        secret_id: the secret's id (``secret_create``'s result).
-        secret_name: the secret's name; the engine wants both.
-        target: the file's absolute path in the container.
-        mode: the file's permission bits.
-        uid: the file's owner, as a number.
-        gid: the file's group, as a number.
+    ``target`` is an absolute path in the container; ``uid`` and ``gid`` are numbers.
     """
 
     secret_id: str
