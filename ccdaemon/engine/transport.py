@@ -192,7 +192,9 @@ class Engine:
             EngineError: the engine answered with an error status.
             EngineUnavailable: the engine could not be reached or did not answer in time.
         """
-        target = await self._target(path, params, versioned=versioned)
+        if versioned and self._version is None:
+            await self.version()
+        target = self._target(path, params, versioned=versioned)
         what = f"{method} {path}"
         sent = {**headers} if headers else {}
         if content_type:
@@ -304,13 +306,26 @@ class Engine:
         began = time.perf_counter()
         failure: str | None = None
         try:
-            target = await self._target(path, params, versioned=True)
+            if self._version is None:
+                await self.version()
+            target = self._target(path, params, versioned=True)
             what = f"{method} {path}"
             limit = self.timeouts.control + extra_time
             headers = {"Content-Type": content_type} if content_type else None
             with Limit(self._deadlines, limit, lambda: self._timeout(what, limit)):
                 conn, resp = await self._exchange(method, target, headers, body, what)
-                data = await self._read_all(conn, resp, what)
+                try:
+                    data = await resp.read()
+                except http.BodyCut as exc:
+                    conn.close()
+                    raise StreamBroken(f"{what}: {exc}") from exc
+                except BaseException:
+                    conn.close()
+                    raise
+                if resp.keep_alive:
+                    self._pool.release(conn)
+                else:
+                    conn.close()
             if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
                 raise error_for(resp, data, what, errors, subject)
             # Podman answers some calls (tag) with a body of one newline: no JSON.
@@ -322,28 +337,10 @@ class Engine:
             if self.observer is not None:
                 self.observer(method, path, time.perf_counter() - began, failure)
 
-    async def _target(self, path: str, params: Mapping[str, str] | None, *, versioned: bool) -> str:
-        """The request target: version prefix (negotiated on first use), path and query."""
-        if versioned and self._version is None:
-            await self.version()
+    def _target(self, path: str, params: Mapping[str, str] | None, *, versioned: bool) -> str:
+        """The request target: version prefix (negotiated already), path and query."""
         target = (self._prefix if versioned else "") + path
         return f"{target}?{_query(params)}" if params else target
-
-    async def _read_all(self, conn: http.Connection, resp: http.Body, what: str) -> bytes:
-        """Read the whole body, then give the connection back to the pool, or close it."""
-        try:
-            data = await resp.read()
-        except http.BodyCut as exc:
-            conn.close()
-            raise StreamBroken(f"{what}: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        if resp.keep_alive:
-            self._pool.release(conn)
-        else:
-            conn.close()
-        return data
 
     def _timeout(self, what: str, limit: float) -> EngineUnavailable:
         return EngineUnavailable(

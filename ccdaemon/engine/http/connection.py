@@ -24,6 +24,8 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
+        # Kept: asking for the running loop costs a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._eof = False
@@ -56,7 +58,7 @@ class Connection(asyncio.Protocol):
             self._drained.set_result(None)
 
     def pause_writing(self) -> None:  # noqa: D102
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drained = self._loop.create_future()
 
     def resume_writing(self) -> None:  # noqa: D102
         if self._drained is not None and not self._drained.done():
@@ -107,6 +109,14 @@ class Connection(asyncio.Protocol):
         del self._buffer[:end]
         return data
 
+    def take(self, n: int) -> bytes | None:
+        """Return exactly ``n`` bytes if they have arrived already, else None (nothing read)."""
+        if len(self._buffer) < n:
+            return None
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
     async def read_exactly(self, n: int) -> bytes:
         """Return exactly ``n`` bytes.
 
@@ -144,7 +154,7 @@ class Connection(asyncio.Protocol):
         if self._reading_paused and self._transport is not None:
             self._reading_paused = False
             self._transport.resume_reading()
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             await self._waiter
         finally:

@@ -163,7 +163,8 @@ class Body:
         if self.done:
             return b""
         if self._mode == "length":
-            data = await self._exactly(self._left)
+            # A control call's answer has usually arrived whole with its head.
+            data = self._conn.take(self._left) or await self._exactly(self._left)
             self._left = 0
             self.done = True
             return data
