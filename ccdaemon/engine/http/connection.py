@@ -43,7 +43,8 @@ class Connection(asyncio.Protocol):
         if len(self._buffer) > self._HIGH_WATER and self._transport and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
-        self._wake()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def eof_received(self) -> bool:  # noqa: D102
         self._eof = True
@@ -98,11 +99,12 @@ class Connection(asyncio.Protocol):
             asyncio.LimitOverrunError: ``limit`` bytes came without the separator.
             OSError: the connection broke.
         """
-        start = 0
-        while (at := self._buffer.find(separator, start)) == -1:
-            if len(self._buffer) > limit:
+        buffer, start = self._buffer, 0
+        while (at := buffer.find(separator, start)) == -1:
+            if len(buffer) > limit:
                 raise asyncio.LimitOverrunError("separator not found within the limit", limit)
-            start = max(0, len(self._buffer) - len(separator) + 1)
+            if buffer:
+                start = max(0, len(buffer) - len(separator) + 1)
             await self._more()
         end = at + len(separator)
         data = bytes(self._buffer[:end])

@@ -51,7 +51,8 @@ def write(  # noqa: PLR0913 -- the parts of one request
     head = _head(method, target, host, headers)
     if body or method in {"POST", "PUT"}:
         head.append(f"Content-Length: {len(body or b'')}\r\n")
-    conn.write("".join(head).encode() + _CRLF + (body or b""))
+    head.append("\r\n")
+    conn.write(b"".join(("".join(head).encode(), body)) if body else "".join(head).encode())
     return body is not None and len(body) >= _CHUNK
 
 
