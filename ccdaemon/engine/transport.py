@@ -314,18 +314,7 @@ class Engine:
             headers = {"Content-Type": content_type} if content_type else None
             with Limit(self._deadlines, limit, lambda: self._timeout(what, limit)):
                 conn, resp = await self._exchange(method, target, headers, body, what)
-                try:
-                    data = await resp.read()
-                except http.BodyCut as exc:
-                    conn.close()
-                    raise StreamBroken(f"{what}: {exc}") from exc
-                except BaseException:
-                    conn.close()
-                    raise
-                if resp.keep_alive:
-                    self._pool.release(conn)
-                else:
-                    conn.close()
+                data = await self._read_all(conn, resp, what)
             if resp.status >= 300:  # noqa: PLR2004 -- 304 is an answer callers must see
                 raise error_for(resp, data, what, errors, subject)
             # Podman answers some calls (tag) with a body of one newline: no JSON.
@@ -341,6 +330,22 @@ class Engine:
         """The request target: version prefix (negotiated already), path and query."""
         target = (self._prefix if versioned else "") + path
         return f"{target}?{_query(params)}" if params else target
+
+    async def _read_all(self, conn: http.Connection, resp: http.Body, what: str) -> bytes:
+        """Read the whole body, then give the connection back to the pool, or close it."""
+        try:
+            data = await resp.read()
+        except http.BodyCut as exc:
+            conn.close()
+            raise StreamBroken(f"{what}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        if resp.keep_alive:
+            self._pool.release(conn)
+        else:
+            conn.close()
+        return data
 
     def _timeout(self, what: str, limit: float) -> EngineUnavailable:
         return EngineUnavailable(

@@ -43,8 +43,7 @@ class Connection(asyncio.Protocol):
         if len(self._buffer) > self._HIGH_WATER and self._transport and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
 
     def eof_received(self) -> bool:  # noqa: D102
         self._eof = True
@@ -99,12 +98,11 @@ class Connection(asyncio.Protocol):
             asyncio.LimitOverrunError: ``limit`` bytes came without the separator.
             OSError: the connection broke.
         """
-        buffer, start = self._buffer, 0
-        while (at := buffer.find(separator, start)) == -1:
-            if len(buffer) > limit:
+        start = 0
+        while (at := self._buffer.find(separator, start)) == -1:
+            if len(self._buffer) > limit:
                 raise asyncio.LimitOverrunError("separator not found within the limit", limit)
-            if buffer:
-                start = max(0, len(buffer) - len(separator) + 1)
+            start = max(0, len(self._buffer) - len(separator) + 1)
             await self._more()
         end = at + len(separator)
         data = bytes(self._buffer[:end])
@@ -126,10 +124,8 @@ class Connection(asyncio.Protocol):
             asyncio.IncompleteReadError: the connection ended first.
             OSError: the connection broke.
         """
-        while len(self._buffer) < n:
+        while (data := self.take(n)) is None:
             await self._more()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
         return data
 
     async def read_some(self, limit: int) -> bytes:

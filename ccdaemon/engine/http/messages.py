@@ -51,8 +51,7 @@ def write(  # noqa: PLR0913 -- the parts of one request
     head = _head(method, target, host, headers)
     if body or method in {"POST", "PUT"}:
         head.append(f"Content-Length: {len(body or b'')}\r\n")
-    head.append("\r\n")
-    conn.write(b"".join(("".join(head).encode(), body)) if body else "".join(head).encode())
+    conn.write("".join(head).encode() + _CRLF + (body or b""))
     return body is not None and len(body) >= _CHUNK
 
 
